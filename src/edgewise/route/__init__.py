@@ -1,0 +1,1 @@
+"""Hybrid edge-cloud routing (issue #4)."""

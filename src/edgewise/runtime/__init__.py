@@ -1,0 +1,39 @@
+"""The local runtime: load a model on a backend, then generate_step -> stream_generate -> generate, or embed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgewise.errors import EdgewiseError
+from edgewise.models import ModelSource
+from edgewise.models import load as load_source
+from edgewise.runtime.api import embed, generate, generate_step, prompt_ids, stream_generate
+from edgewise.runtime.backend import BACKENDS, PRECISIONS, LoadedModel, Tokenizer
+from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
+
+# Built-in backends register themselves on import; optional engines import their library lazily.
+from edgewise.runtime import ort_backend as _ort  # noqa: E402,F401
+from edgewise.runtime import torch_backend as _torch  # noqa: E402,F401
+
+for _optional in ("llamacpp_backend", "litert_backend"):
+    try:
+        __import__(f"edgewise.runtime.{_optional}")
+    except ImportError:
+        pass
+
+DEFAULT_BACKEND = "ort"
+
+
+def load_model(ref: str | Path | ModelSource, backend: str = DEFAULT_BACKEND, precision: str = "fp32",
+               threads: int | None = None) -> LoadedModel:
+    """Resolve `ref` and load it on `backend` at `precision` (exporting/quantizing once, then cached)."""
+    if precision not in PRECISIONS:
+        raise EdgewiseError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise EdgewiseError(f"--threads must be a positive integer, got {threads!r}")
+    source = ref if isinstance(ref, ModelSource) else load_source(ref)
+    return BACKENDS.get(backend)(source, precision, threads)
+
+
+__all__ = ["load_model", "generate", "stream_generate", "generate_step", "embed", "prompt_ids",
+           "GenerationConfig", "GenerationResponse", "GenerationResult", "LoadedModel", "Tokenizer", "BACKENDS"]

@@ -1,0 +1,118 @@
+"""`ort` (default): onnxruntime-genai for decoders, onnxruntime for encoders."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.errors import EdgewiseError
+from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
+from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+
+
+class GenaiDecoder:
+    """A KV-cached decoder over onnxruntime-genai. We feed our own chosen tokens back with append_tokens,
+    so sampling stays in one place (api.py) for every backend."""
+
+    def __init__(self, model, context_length: int):
+        self.model = model
+        self.context_length = context_length
+        self.gen = None
+
+    def start(self, max_length: int) -> None:
+        import onnxruntime_genai as og
+
+        params = og.GeneratorParams(self.model)
+        # The KV buffer is sized by max_length (past_present_share_buffer): ask only for what we need.
+        params.set_search_options(max_length=min(max_length, self.context_length), do_sample=False)
+        self.gen = og.Generator(self.model, params)
+
+    def append(self, ids: list[int]) -> np.ndarray:
+        self.gen.append_tokens(np.asarray([ids], dtype=np.int32))
+        return np.asarray(self.gen.get_logits())[0, -1].astype(np.float32)
+
+    def rewind(self, n_tokens: int) -> None:
+        self.gen.rewind_to(n_tokens)
+
+    def n_tokens(self) -> int:
+        return int(self.gen.token_count()) if self.gen is not None else 0
+
+
+class OrtEncoder:
+    def __init__(self, session):
+        self.session = session
+        self.inputs = {i.name for i in session.get_inputs()}
+
+    def hidden_states(self, input_ids, attention_mask, token_type_ids) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+
+
+def genai_folder(source: ModelSource, precision: str) -> Path:
+    from edgewise.export.genai import build_genai
+
+    if source.kind == "genai":
+        return source.path
+    if source.kind in ("hf", "gguf"):
+        return build_genai(source, precision)
+    raise EdgewiseError(f"{source.ref}: cannot run a {source.kind} decoder on ort: pass an HF folder, GGUF or genai folder")
+
+
+def load_genai(folder: Path, source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
+    import onnxruntime_genai as og
+    from transformers import AutoTokenizer
+
+    cfg = og.Config(str(folder))
+    if threads:
+        cfg.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+    model = og.Model(cfg)
+    gcfg = json.loads((folder / "genai_config.json").read_text())
+    ctx = int(gcfg["model"].get("context_length", 2048))
+    tok = Tokenizer(AutoTokenizer.from_pretrained(folder))
+    files = [str(p) for p in folder.iterdir() if p.suffix in (".onnx", ".data") or p.name.endswith(".onnx.data")]
+    return LoadedModel(source, "ort", precision, tok, ctx, decoder=GenaiDecoder(model, ctx), files=files)
+
+
+def _session_options(threads: int | None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return so
+
+
+def load_encoder(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from edgewise.export.encoder import export_encoder
+
+    folder = export_encoder(source)
+    onnx_path = source.path if source.kind == "onnx" else folder / "model.onnx"
+    if precision != "fp32":
+        from edgewise.export.quantize_encoder import quantized_encoder
+
+        onnx_path = quantized_encoder(onnx_path, precision)
+    session = ort.InferenceSession(str(onnx_path), _session_options(threads), providers=["CPUExecutionProvider"])
+    tok = Tokenizer(AutoTokenizer.from_pretrained(folder))
+    ctx = int(getattr(tok.hf, "model_max_length", 512) or 512)
+    ctx = ctx if ctx < 100_000 else 512  # some tokenizers report a huge sentinel
+    return LoadedModel(source, "ort", precision, tok, ctx, encoder=OrtEncoder(session), files=[str(onnx_path)])
+
+
+@BACKENDS.register("ort")
+def load_ort(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
+    t0 = time.perf_counter()
+    if source.task == CAUSAL_LM:
+        lm = load_genai(genai_folder(source, precision), source, precision, threads)
+    elif source.task == ENCODER:
+        lm = load_encoder(source, precision, threads)
+    else:
+        raise EdgewiseError(f"{source.ref}: ort cannot run a {source.task} model: use --backend litert")
+    lm.load_seconds = time.perf_counter() - t0
+    return lm

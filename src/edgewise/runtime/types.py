@@ -1,0 +1,85 @@
+"""The objects every consumer of the runtime reads: configs in, responses out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgewise.errors import EdgewiseError
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How to pick tokens. temperature 0 means greedy; seed makes sampling reproducible."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise EdgewiseError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if not 0.0 <= float(self.temperature) <= 10.0:
+            raise EdgewiseError(f"temperature must be in [0, 10], got {self.temperature!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise EdgewiseError(f"top_k must be a non-negative integer (0 disables it), got {self.top_k!r}")
+        if not 0.0 < float(self.top_p) <= 1.0:
+            raise EdgewiseError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        else:
+            object.__setattr__(self, "stop", tuple(self.stop))
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise EdgewiseError("stop strings must be non-empty strings")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass
+class GenerationResponse:
+    """One streamed step. Timing fields are running totals, so the last response is the summary."""
+
+    text: str  # the text delta of this step (may be empty while a multi-byte char or stop prefix is held back)
+    token_ids: list[int]  # tokens chosen in this step
+    logprobs: list[float]  # log-probability of each chosen token under the model (temperature 1)
+    prompt_tokens: int
+    generation_tokens: int
+    prompt_tps: float
+    generation_tps: float
+    ttft_ms: float
+    peak_rss_mb: float
+    finish_reason: str | None = None  # "stop" | "length" | None while streaming
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    prompt_tokens: int
+    generation_tokens: int
+    prompt_tps: float
+    generation_tps: float
+    ttft_ms: float
+    peak_rss_mb: float
+    finish_reason: str
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "tokens": self.generation_tokens,
+            "token_ids": self.token_ids,
+            "logprobs": [round(x, 5) for x in self.logprobs],
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_tps": round(self.prompt_tps, 2),
+            "generation_tps": round(self.generation_tps, 2),
+            "ttft_ms": round(self.ttft_ms, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "finish_reason": self.finish_reason,
+            **self.extra,
+        }
