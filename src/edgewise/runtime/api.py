@@ -162,3 +162,32 @@ def embed(model: LoadedModel, texts: Sequence[str], normalize: bool = True, batc
     if normalize:
         emb /= np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
     return emb
+
+
+def token_logprobs(model: LoadedModel, ids: Sequence[int], top: int = 0) -> tuple[list[float | None], list[dict]]:
+    """Log-probability of each token given its prefix (None for the first), plus the `top` alternatives.
+
+    Uses the backend's one-pass `score` when it has one; otherwise feeds tokens through the KV cache.
+    """
+    from edgewise.runtime.sampling import log_softmax
+
+    ids = [int(t) for t in ids]
+    if model.decoder is None:
+        raise EdgewiseError(f"{model.name} is an encoder: it cannot score text")
+    check_fits(model, len(ids), 0)
+    with model.lock:
+        dec = model.decoder
+        if hasattr(dec, "score"):
+            logits = dec.score(ids)
+        else:
+            dec.start(len(ids))
+            logits = np.stack([dec.append([t]) for t in ids])
+    lps: list[float | None] = [None]
+    tops: list[dict] = [{}]
+    for pos in range(1, len(ids)):
+        ls = log_softmax(logits[pos - 1])
+        lps.append(float(ls[ids[pos]]))
+        if top:
+            best = np.argsort(-ls)[:top]
+            tops.append({model.tokenizer.token_str(int(b)): float(ls[b]) for b in best})
+    return lps, tops

@@ -1,0 +1,54 @@
+"""Server configuration, validated on construction."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+
+from edgewise.errors import EdgewiseError
+
+
+@dataclass
+class ServeConfig:
+    model: str
+    backend: str = "ort"
+    precision: str = "fp32"
+    threads: int | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    embed_model: str | None = None  # an encoder served beside a generator for /v1/embeddings
+    max_queue: int = 8  # running + waiting requests; beyond it: 429
+    queue_timeout_s: float = 120.0
+    default_max_tokens: int = 256
+    api_key_env: str | None = None
+    cloud_url: str | None = None
+    cloud_model: str | None = None
+    cloud_key_env: str | None = None
+    policy: str | None = None
+    decision_log: str | None = None
+
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise EdgewiseError(f"--port must be in 0..65535, got {self.port}")
+        if self.max_queue < 1:
+            raise EdgewiseError("--max-queue must be at least 1")
+        if self.default_max_tokens < 1:
+            raise EdgewiseError("--max-tokens must be at least 1")
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            raise EdgewiseError(f"--api-key-env {self.api_key_env}: that environment variable is empty: export it first")
+        if bool(self.cloud_url) != bool(self.cloud_model):
+            raise EdgewiseError("--cloud and --cloud-model go together: give both or neither")
+
+    @property
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
