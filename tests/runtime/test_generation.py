@@ -66,8 +66,8 @@ def test_seeded_sampling_is_reproducible_and_differs_from_greedy(tiny_models):
 
 def test_prompt_longer_than_context_is_a_clear_error(tiny_models):
     m = tiny_models["ort"]
-    with pytest.raises(PromptTooLongError, match="context holds 128"):
-        generate(m, "word " * 200, GenerationConfig(max_tokens=4))
+    with pytest.raises(PromptTooLongError, match="context holds 256"):
+        generate(m, "word " * 600, GenerationConfig(max_tokens=4))
 
 
 def test_chat_messages_use_the_tokenizer_template(tiny_models):

@@ -92,8 +92,8 @@ def test_malformed_requests_get_4xx_openai_errors(tiny_server, body, status, par
 
 def test_prompt_over_context_is_400_naming_the_limit(tiny_server):
     r = httpx.post(tiny_server.url + "/v1/chat/completions", json={
-        "model": model_id(tiny_server), "messages": [{"role": "user", "content": "word " * 300}]})
-    assert r.status_code == 400 and "128" in r.json()["error"]["message"]
+        "model": model_id(tiny_server), "messages": [{"role": "user", "content": "word " * 600}]})
+    assert r.status_code == 400 and "256" in r.json()["error"]["message"]
     assert r.json()["error"]["code"] == "context_length_exceeded"
 
 

@@ -25,6 +25,7 @@ def serve(
     cloud_model: Optional[str] = typer.Option(None, "--cloud-model"),
     cloud_key_env: Optional[str] = typer.Option(None, "--cloud-key-env", help="Env var holding the cloud's key."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Router policy file (TOML)."),
+    request_log: Optional[str] = typer.Option(None, "--request-log", help="Append every request body to this JSONL."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, with optional hybrid edge-cloud routing."""
     from edgewise.cli.run_cmd import _quiet_libraries
@@ -35,4 +36,5 @@ def serve(
     run_server(ServeConfig(model=model, backend=backend, precision=precision, threads=threads, host=host, port=port,
                            embed_model=embed_model, max_queue=max_queue, default_max_tokens=max_tokens,
                            api_key_env=api_key_env, cloud_url=cloud, cloud_model=cloud_model,
-                           cloud_key_env=cloud_key_env, policy=policy))
+                           cloud_key_env=cloud_key_env, policy=policy,
+                           request_log=request_log))

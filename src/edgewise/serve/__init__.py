@@ -25,15 +25,16 @@ def build_state(cfg: ServeConfig) -> ServerState:
         from edgewise.route import CloudClient, CloudConfig, Router
 
         client = CloudClient(CloudConfig(url=cfg.cloud_url, model=cfg.cloud_model, key_env=cfg.cloud_key_env))
-        router = Router.from_policy_file(cfg.policy, cloud_fn=client,
-                                         cloud_stream_fn=getattr(client, "stream", None))
+        router = Router.from_policy_file(cfg.policy, cloud_fn=client, cloud_stream_fn=client.stream_fn)
+        for w in router.warnings():
+            print(f"warning: {w}", file=sys.stderr)
     elif cfg.policy:
         from edgewise.errors import EdgewiseError
 
         raise EdgewiseError("--policy needs a cloud to route to: add --cloud URL --cloud-model NAME")
     return ServerState(generator=generator, encoder=encoder, default_max_tokens=cfg.default_max_tokens,
                        api_key=cfg.api_key, router=router, max_queue=cfg.max_queue,
-                       queue_timeout_s=cfg.queue_timeout_s)
+                       queue_timeout_s=cfg.queue_timeout_s, request_log=cfg.request_log)
 
 
 def serve(cfg: ServeConfig, ready_message: bool = True) -> None:

@@ -78,11 +78,13 @@ class ServerState:
     router: Any = None  # edgewise.route.Router when --cloud is given
     max_queue: int = 8
     queue_timeout_s: float = 120.0
+    request_log: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
     created: int = field(default_factory=lambda: int(time.time()))
 
     def __post_init__(self):
         self.gate = AdmissionGate(self.max_queue, self.queue_timeout_s, self.metrics)
+        self.log_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=self.max_queue + 2, thread_name_prefix="edgewise-gen")
 
     def names(self, lm: LoadedModel | None) -> set[str]:
@@ -114,7 +116,9 @@ def _gen_config(lm: LoadedModel, s: Sampling, n_prompt: int, default_max: int) -
 
 
 def _route_headers(answered_by: str, reason: str) -> dict[str, str]:
-    return {"X-Edgewise-Answered-By": answered_by, "X-Edgewise-Reason": reason.encode("ascii", "replace").decode()}
+    from edgewise.route.types import RouteResult
+
+    return RouteResult("", answered_by, reason).headers()
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -133,6 +137,11 @@ def create_app(state: ServerState) -> FastAPI:
                                 type="authentication_error", code="invalid_api_key").response()
                 m.observe(path, 401, time.perf_counter() - t0)
                 return resp
+        if state.request_log and request.method == "POST":
+            # A user-visible audit of exactly what this server was sent (the PCC-style request log).
+            body = await request.body()
+            with state.log_lock, open(state.request_log, "a") as f:
+                f.write(json.dumps({"t": time.time(), "path": path, "body": body.decode("utf-8", "replace")}) + "\n")
         try:
             resp = await call_next(request)
         except Exception as e:  # noqa: BLE001 - never a traceback to the client, never a dead server
@@ -165,7 +174,15 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics():
-        return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+        text = m.render()
+        if state.router is not None:
+            stats = state.router.stats()
+            br = stats.get("breaker") or {}
+            if "state" in br:
+                text += ("# HELP edgewise_cloud_circuit_open 1 while the cloud circuit breaker is open.\n"
+                         "# TYPE edgewise_cloud_circuit_open gauge\n"
+                         f"edgewise_cloud_circuit_open {int(br['state'] == 'open')}\n")
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models():
@@ -212,7 +229,17 @@ def create_app(state: ServerState) -> FastAPI:
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         state.gate.admit()
         if req.sampling.stream:
-            return _stream_chat(req, lm, ids, cfg, cid, created)
+            route_stream = None
+            if state.router is not None:
+                # Decide before the first byte: who answers goes in the response headers.
+                try:
+                    route_stream = await run_in_pool(
+                        lambda: state.router.open_stream(req.messages, lambda _r: _edge_answer(lm, ids, cfg),
+                                                         request_id=cid))
+                except BaseException:
+                    state.gate.release()
+                    raise
+            return _stream_chat(req, lm, ids, cfg, cid, created, route_stream)
         try:
             return await run_in_pool(_chat_blocking, req, lm, ids, cfg, cid, created)
         finally:
@@ -230,7 +257,7 @@ def create_app(state: ServerState) -> FastAPI:
     def _chat_blocking(req, lm, ids, cfg, cid, created):
         answered_by, reason, extra = EDGE, NO_CLOUD, {}
         if state.router is not None:
-            res = state.router.route(req.messages, lambda _r: _edge_answer(lm, ids, cfg))
+            res = state.router.route(req.messages, lambda _r: _edge_answer(lm, ids, cfg), request_id=cid)
             text, answered_by, reason = res.text, res.answered_by, res.reason
             edge = res.edge
             extra = res.route_info()
@@ -251,9 +278,7 @@ def create_app(state: ServerState) -> FastAPI:
                 "edgewise": {"answered_by": answered_by, "reason": reason, **extra}}
         return JSONResponse(body, headers=_route_headers(answered_by, reason))
 
-    # (the router's own header names are the same two: X-Edgewise-Answered-By and X-Edgewise-Reason)
-
-    def _stream_chat(req, lm, ids, cfg, cid, created):
+    def _stream_chat(req, lm, ids, cfg, cid, created, route_stream=None):
         loop = asyncio.get_running_loop()
         q: asyncio.Queue = asyncio.Queue()
         job = _StreamJob(state.gate.release)
@@ -267,25 +292,30 @@ def create_app(state: ServerState) -> FastAPI:
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **more}
             return f"data: {json.dumps(body)}\n\n"
 
-        route_info = {"answered_by": EDGE, "reason": NO_CLOUD}
+        route_info = ({"answered_by": route_stream.answered_by, "reason": route_stream.reason} if route_stream
+                      else {"answered_by": EDGE, "reason": NO_CLOUD})
 
         def worker():
             try:
-                if state.router is None:
+                if route_stream is None:
                     _, _, _, last = generate_blocking(lm, ids, cfg, cancel, on_step=lambda r: put("delta", r.text))
                     put("done", (last.finish_reason if last else "stop", last))
                     return
-                stream = state.router.open_stream(req.messages, lambda _r: _edge_answer(lm, ids, cfg))
-                route_info.update(answered_by=stream.answered_by if hasattr(stream, "answered_by") else EDGE)
-                for piece in stream:
-                    if cancel.is_set():
-                        m.add("cancelled")
-                        break
-                    put("delta", piece)
-                res = getattr(stream, "result", None)
-                if res is not None:
-                    route_info.update(answered_by=res.answered_by, reason=res.reason)
-                put("done", ("stop", None))
+                it = iter(route_stream)
+                try:
+                    for piece in it:
+                        if cancel.is_set():
+                            m.add("cancelled")
+                            break
+                        put("delta", piece)
+                finally:
+                    it.close()  # closes the cloud stream too when the client left
+                    if route_stream.result is None:
+                        route_stream.close()
+                res = route_stream.result
+                route_info.update(res.route_info())
+                edge = res.edge
+                put("done", (edge.finish_reason if edge is not None and res.answered_by != "cloud" else "stop", edge))
             except Exception as e:  # noqa: BLE001 - reported in-stream, the server stays up
                 put("error", e)
 
@@ -316,9 +346,8 @@ def create_app(state: ServerState) -> FastAPI:
                 # The client may have gone: stop generating at the next token and free the model.
                 job.close()
 
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        if state.router is None:
-            headers.update(_route_headers(EDGE, NO_CLOUD))
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                   **(route_stream.headers() if route_stream else _route_headers(EDGE, NO_CLOUD))}
         return GuardedStream(events(), job, media_type="text/event-stream", headers=headers)
 
     # ---------------------------------------------------------------- completions

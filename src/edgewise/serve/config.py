@@ -26,7 +26,7 @@ class ServeConfig:
     cloud_model: str | None = None
     cloud_key_env: str | None = None
     policy: str | None = None
-    decision_log: str | None = None
+    request_log: str | None = None  # JSONL of every request body received (for audits and test doubles)
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:

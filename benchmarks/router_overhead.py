@@ -1,0 +1,109 @@
+"""The router's own overhead per request: policy chain, PII scan and redaction, restore, breaker,
+budget, the cloud-call thread and the decision log. The model calls themselves are excluded
+(edge_fn and cloud_fn return at once; their measured time is subtracted).
+
+    .venv/bin/python benchmarks/router_overhead.py [--n 5000] [--json] [--watchdog]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.route import Router
+from edgewise.route.decision_log import DecisionLog
+from edgewise.runtime.types import GenerationResult
+
+rng = np.random.default_rng(0)
+
+
+def gen(mean_lp: float, n_tokens: int = 64) -> GenerationResult:
+    lp = list(np.minimum(0.0, rng.normal(mean_lp, 0.5, n_tokens)))
+    return GenerationResult(text="edge answer " * 8, token_ids=list(range(n_tokens)), logprobs=lp, prompt_tokens=50,
+                            generation_tokens=n_tokens, prompt_tps=0.0, generation_tps=0.0, ttft_ms=0.0,
+                            peak_rss_mb=0.0, finish_reason="stop")
+
+
+FILLER = ("The quarterly report covers revenue, costs and the outlook for the next two quarters, with notes on "
+          "supply, hiring and the product roadmap. ")
+PROMPTS = {
+    # ~60 chars, no PII
+    "short": [{"role": "user", "content": "What is the capital of Australia, and why not Sydney?"}],
+    # ~1 KB chat with a system prompt and four PII values
+    "chat_1k_pii": [
+        {"role": "system", "content": "You are a helpful assistant for the finance team. " + FILLER},
+        {"role": "user", "content": FILLER * 4 + "Send it to jane.doe@corp.example or call +44 20 7946 0958; "
+                                                 "refund card 4111 1111 1111 1111 to DE89 3704 0044 0532 0130 00."},
+    ],
+    # ~4 KB prompt, no PII
+    "doc_4k": [{"role": "user", "content": FILLER * 30 + "Summarise the above in three bullet points."}],
+}
+
+
+class InstantCloud:
+    """Stands in for CloudClient, which the router calls inline (it honours its deadline itself)."""
+
+    honours_deadline = True
+
+    def __call__(self, request, deadline_s):
+        return "cloud answer about [EMAIL_1]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=5000, help="requests per prompt kind")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--watchdog", action="store_true",
+                    help="use a plain function as cloud_fn, which the router runs in a watchdog thread")
+    args = ap.parse_args()
+    doc = {"policies": {"privacy": {"mode": "redact"}, "connectivity": {},
+                        "confidence": {"threshold": -1.0, "method": "p10"}, "budget": {"max_share": 0.5}}}
+    edges = [gen(-0.2), gen(-1.5)]  # confident and unsure answers: half the requests try to escalate
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        log = DecisionLog(Path(tmp) / "decisions.jsonl")
+        router = Router.from_policy(doc, log=log)
+        cloud = InstantCloud() if not args.watchdog else (lambda req, deadline_s: "cloud answer about [EMAIL_1]")
+        for name, msgs in PROMPTS.items():
+            for i in range(200):  # warm-up
+                router.route(msgs, lambda q, e=edges[i % 2]: e, cloud)
+            ov = {"edge": [], "cloud": []}
+            cpu = []
+            for i in range(args.n):
+                c0 = time.thread_time()
+                res = router.route(msgs, lambda q, e=edges[i % 2]: e, cloud)
+                cpu.append((time.thread_time() - c0) * 1e3)
+                ov["cloud" if res.answered_by == "cloud" else "edge"].append(res.latency_ms["overhead"])
+            all_ = np.array(ov["edge"] + ov["cloud"])
+            out[name] = {"chars": sum(len(m["content"]) for m in msgs), "n": len(all_),
+                         "p50_ms": float(np.percentile(all_, 50)), "p95_ms": float(np.percentile(all_, 95)),
+                         "p99_ms": float(np.percentile(all_, 99)),
+                         "p95_ms_answered_on_edge": float(np.percentile(ov["edge"], 95)),
+                         "p95_ms_escalated": float(np.percentile(ov["cloud"], 95)) if ov["cloud"] else None,
+                         # CPU time of the routing thread: what the router costs without the
+                         # scheduler's preemptions on a busy machine (clock granularity ~1 us)
+                         "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p95_ms": float(np.percentile(cpu, 95)),
+                         "escalated_share": len(ov["cloud"]) / len(all_)}
+        log.close()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; wall = router overhead per request, "
+          "cpu = routing thread's CPU time")
+    print(f"{'prompt':<14}{'chars':>7}{'n':>7}{'wall p50':>10}{'wall p95':>10}{'wall p99':>10}{'p95 edge':>10}"
+          f"{'p95 cloud':>11}{'cpu p50':>9}{'cpu p95':>9}")
+    for name, r in out.items():
+        print(f"{name:<14}{r['chars']:>7}{r['n']:>7}{r['p50_ms']:>10.3f}{r['p95_ms']:>10.3f}{r['p99_ms']:>10.3f}"
+              f"{r['p95_ms_answered_on_edge']:>10.3f}{(r['p95_ms_escalated'] or 0):>11.3f}"
+              f"{r['cpu_p50_ms']:>9.3f}{r['cpu_p95_ms']:>9.3f}")
+    print("(milliseconds)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""The hybrid router: policies decide edge or cloud; the cloud is tried within the request's
+latency budget, and any cloud failure falls back to the edge answer (`edge-degraded`).
+
+    router = Router.from_policy_file("policy.toml")
+    result = router.route(messages, edge_fn, cloud_fn, deadline_s=10)
+    result.text, result.answered_by, result.reason, result.headers()
+
+edge_fn(request) returns an object with `.text` and `.logprobs` (the runtime's GenerationResult).
+cloud_fn(request, deadline_s) returns a str or an object with `.text` (CloudClient is one) and
+raises on failure. request is a prompt string or OpenAI-style messages; the cloud gets the same
+shape, with PII replaced by placeholders in redact mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from edgewise.errors import EdgewiseError
+from edgewise.route.cloud import CloudAnswer, CloudError
+from edgewise.route.decision_log import DecisionLog
+from edgewise.route.pii import StreamRestorer, restore
+from edgewise.route.policies import DEFAULT_ORDER, POLICIES
+from edgewise.route.types import (CLOUD, DEGRADED, EDGE, Request, RouteContext, RouteResult, config_from_table,
+                                  request_text)
+
+PREFER = (EDGE, CLOUD)
+_FROM_FILE = object()
+# Built when a policy file has no table for them: privacy must never be off by accident.
+ON_BY_DEFAULT = ("privacy", "connectivity")
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """prefer: where a request goes when no policy has an opinion (edge, or cloud = "cloud unless
+    offline or private"). order: the policy chain. deadline_s: default latency budget per request.
+    edge_reserve_s: time kept back for an edge fallback when the cloud is tried before the edge ran
+    (None = 1.5x the edge's running average latency). log: decision log path ("" = none)."""
+
+    prefer: str = EDGE
+    order: tuple[str, ...] = DEFAULT_ORDER
+    deadline_s: float = 30.0
+    edge_reserve_s: float | None = None
+    min_cloud_s: float = 0.05
+    log: str = ""
+
+    def __post_init__(self):
+        if self.prefer not in PREFER:
+            raise EdgewiseError(f"[router] prefer must be 'edge' or 'cloud', got {self.prefer!r}")
+        object.__setattr__(self, "order", tuple(self.order))
+        for name in self.order:
+            POLICIES.get(name)  # raises with the list of known policies
+        if len(set(self.order)) != len(self.order):
+            raise EdgewiseError(f"[router] order lists a policy twice: {list(self.order)}")
+        for name in ("deadline_s", "min_cloud_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise EdgewiseError(f"[router] {name} must be > 0 seconds, got {v!r}")
+        if self.edge_reserve_s is not None and (not isinstance(self.edge_reserve_s, (int, float))
+                                                or self.edge_reserve_s < 0):
+            raise EdgewiseError(f"[router] edge_reserve_s must be >= 0 seconds, got {self.edge_reserve_s!r}")
+
+
+def load_policy_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgewiseError(f"policy file {path} not found: write one with `edgewise route calibrate --out {path}`")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise EdgewiseError(f"policy file {path} is not valid TOML: {e}") from None
+
+
+def build_policies(doc: dict, order: tuple[str, ...], base_dir: Path | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> list:
+    tables = doc.get("policies", {})
+    if not isinstance(tables, dict):
+        raise EdgewiseError("[policies] must be a table of [policies.<name>] tables")
+    for name in tables:
+        POLICIES.get(name)  # unknown policy table -> error naming the known ones
+        if name not in order:
+            raise EdgewiseError(f"[policies.{name}] is configured but not in [router] order {list(order)}")
+    out = []
+    for name in order:
+        table = dict(tables.get(name, {}))
+        if name not in tables and name not in ON_BY_DEFAULT:
+            continue
+        if table.get("enabled", True) is False:
+            continue
+        if base_dir is not None and isinstance(table.get("scorer"), str):
+            table["scorer"] = str((base_dir / table["scorer"]).resolve())
+        cls = POLICIES.get(name)
+        out.append(cls(config_from_table(cls.Config, table, f"policies.{name}"), clock=clock))
+    return out
+
+
+class Router:
+    def __init__(self, policies: list, config: RouterConfig | None = None, *, cloud_fn: Callable | None = None,
+                 cloud_stream_fn: Callable | None = None, log: DecisionLog | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.policies = list(policies)
+        self.config = config or RouterConfig()
+        self.cloud_fn, self.cloud_stream_fn = cloud_fn, cloud_stream_fn
+        self.log, self.clock = log, clock
+        # The connectivity policy owns the breaker; the router reports cloud outcomes to it.
+        self.breaker = next((p.breaker for p in self.policies if hasattr(p, "breaker")), None)
+        self._lock = threading.Lock()
+        self._edge_avg_s: float | None = None
+        self.counts = {EDGE: 0, CLOUD: 0, DEGRADED: 0}
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_policy(cls, doc: dict | None = None, *, base_dir: Path | None = None, clock=time.monotonic,
+                    **kwargs) -> "Router":
+        """Build from a parsed policy document ({} or None = defaults: redact PII, breaker on)."""
+        doc = doc or {}
+        unknown = sorted(set(doc) - {"router", "policies", "calibration"})
+        if unknown:
+            raise EdgewiseError(f"unknown table [{unknown[0]}] in the policy file: use [router] and [policies.<name>]")
+        config = config_from_table(RouterConfig, doc.get("router", {}), "router")
+        log = kwargs.pop("log", _FROM_FILE)  # log=None turns the file's log off
+        if log is _FROM_FILE:
+            log = None
+            if config.log:
+                p = Path(config.log).expanduser()
+                log = DecisionLog(p if p.is_absolute() or base_dir is None else base_dir / p)
+        return cls(build_policies(doc, config.order, base_dir, clock), config, log=log, clock=clock, **kwargs)
+
+    @classmethod
+    def from_policy_file(cls, path: str | Path | None, **kwargs) -> "Router":
+        if path is None:
+            return cls.from_policy({}, **kwargs)
+        path = Path(path)
+        return cls.from_policy(load_policy_file(path), base_dir=path.parent.resolve(), **kwargs)
+
+    def warnings(self) -> list[str]:
+        """Configuration that is legal but probably not meant (the server prints these at start)."""
+        names = {p.name for p in self.policies}
+        if self.config.prefer == EDGE and "confidence" not in names:
+            return ["no [policies.confidence] and prefer = 'edge': nothing will ever be escalated to the cloud; "
+                    "run `edgewise route calibrate` or set [router] prefer = 'cloud'"]
+        return []
+
+    def stats(self) -> dict:
+        """Counters for /metrics: answers by who answered, the breaker, and each policy's snapshot."""
+        with self._lock:
+            out: dict[str, Any] = {"answered_by": dict(self.counts)}
+        if self.breaker is not None:
+            out["breaker"] = self.breaker.snapshot()
+        for p in self.policies:
+            if hasattr(p, "snapshot"):
+                out[p.name] = p.snapshot()
+        return out
+
+    # --- deciding ----------------------------------------------------------------------------
+
+    def _decide(self, ctx: RouteContext) -> tuple[str, bool]:
+        """Run the policy chain; returns (reason, degraded) and leaves the decision in ctx.target."""
+        ctx.target, reason, degraded = self.config.prefer, f"default: prefer {self.config.prefer}", False
+        for p in self.policies:
+            v = p.decide(ctx)
+            if v is None:
+                continue
+            ctx.target, reason, degraded = v.target, v.reason, v.degraded
+            if v.final and v.target == EDGE:
+                break
+        return reason, degraded
+
+    def _edge_reserve(self) -> float:
+        if self.config.edge_reserve_s is not None:
+            return self.config.edge_reserve_s
+        return 1.5 * (self._edge_avg_s if self._edge_avg_s is not None else 1.0)
+
+    def _cloud_budget(self, ctx: RouteContext, deadline: float) -> float:
+        return deadline - self.clock() - (0.0 if ctx.edge_done else self._edge_reserve())
+
+    def _call_cloud(self, fn: Callable, req: Request, budget: float, timing: dict):
+        # A cloud_fn that says it honours its deadline (CloudClient) runs inline. Any other runs in
+        # a watchdog thread so that it cannot hold the request past its budget (the thread is
+        # left to finish on its own). timing["cloud_s"] gets the cloud_fn's own time; starting
+        # the thread counts as router overhead.
+        if getattr(fn, "honours_deadline", False):
+            t = self.clock()
+            try:
+                v = fn(req, budget)
+            finally:
+                timing["cloud_s"] = self.clock() - t
+            return v if hasattr(v, "text") else CloudAnswer(text=str(v))
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run():
+            t = self.clock()
+            try:
+                box["v"] = fn(req, budget)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["e"] = e
+            finally:
+                box["s"] = self.clock() - t
+                done.set()
+
+        t0 = self.clock()
+        threading.Thread(target=run, daemon=True, name="edgewise-cloud").start()
+        finished = done.wait(budget + 0.05)
+        timing["cloud_s"] = box["s"] if finished else self.clock() - t0
+        if not finished:
+            raise CloudError(f"cloud gave no answer within the {budget:.2f} s budget", "timeout")
+        if "e" in box:
+            raise box["e"]
+        v = box["v"]
+        return v if hasattr(v, "text") else CloudAnswer(text=str(v))
+
+    def _cloud_failed(self, e: BaseException) -> str:
+        if self.breaker is not None:
+            if isinstance(e, CloudError) and not e.health_failure:
+                self.breaker.record_success()  # the link works; this request was the problem
+            else:
+                self.breaker.record_failure()
+        return str(e) if isinstance(e, CloudError) else f"cloud_fn raised {type(e).__name__}"
+
+    def route(self, request: Request, edge_fn: Callable[[Request], Any], cloud_fn: Callable | None = None,
+              deadline_s: float | None = None, request_id: str | None = None) -> RouteResult:
+        """Answer one request. Never raises for a cloud problem; edge_fn errors propagate."""
+        t0 = self.clock()
+        deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
+        cloud_fn = cloud_fn or self.cloud_fn
+        ctx = RouteContext(request, request_text(request), edge_fn, self.clock)
+        reason, degraded = self._decide(ctx)
+        cloud_s, answer, cloud_answer = 0.0, None, None
+        if ctx.target == CLOUD and cloud_fn is None:
+            ctx.target, reason = EDGE, f"no cloud configured; {reason}"
+        if ctx.target == CLOUD:
+            budget = self._cloud_budget(ctx, deadline)
+            if budget < self.config.min_cloud_s:
+                reason, degraded = f"{reason}; no time left for the cloud", True
+            elif self.breaker is not None and not self.breaker.allow():
+                reason, degraded = f"{reason}; cloud circuit open", True
+            else:
+                ctx.escalated = True
+                timing: dict[str, float] = {}
+                try:
+                    cloud_answer = self._call_cloud(cloud_fn, ctx.cloud_request, budget, timing)
+                    if self.breaker is not None:
+                        self.breaker.record_success()
+                    answer = restore(cloud_answer.text, ctx.mapping)
+                    reason = reason + ("; PII redacted for the cloud" if ctx.mapping else "")
+                except Exception as e:  # noqa: BLE001 - any cloud failure degrades to the edge
+                    reason, degraded = f"{reason}; {self._cloud_failed(e)}", True
+                cloud_s = timing.get("cloud_s", 0.0)
+        if answer is None:
+            answer = ctx.edge().text
+            answered_by = DEGRADED if degraded else EDGE
+        else:
+            answered_by = CLOUD
+        return self._finish(ctx, t0, answer, answered_by, reason, cloud_s, cloud_answer, request_id)
+
+    def _finish(self, ctx: RouteContext, t0: float, text: str, answered_by: str, reason: str, cloud_s: float,
+                cloud_answer, request_id: str | None) -> RouteResult:
+        total = self.clock() - t0
+        lat = {"total": total * 1e3, "edge": ctx.edge_s * 1e3, "cloud": cloud_s * 1e3,
+               "overhead": max(0.0, total - ctx.edge_s - cloud_s) * 1e3}
+        res = RouteResult(text=text, answered_by=answered_by, reason=reason,
+                          redacted=bool(ctx.mapping) and ctx.escalated, pii=ctx.pii, scores=ctx.scores,
+                          edge=ctx._edge, cloud=cloud_answer, latency_ms=lat)
+        for p in self.policies:
+            if hasattr(p, "record"):
+                p.record(ctx, res)
+        with self._lock:
+            self.counts[answered_by] += 1
+            if ctx.edge_done:
+                a = self._edge_avg_s
+                self._edge_avg_s = ctx.edge_s if a is None else 0.8 * a + 0.2 * ctx.edge_s
+        if self.log is not None:
+            rec = {"request_id": request_id, "answered_by": answered_by, "reason": reason,
+                   "escalated": ctx.escalated, "redacted": res.redacted, "pii": ctx.pii,
+                   "scores": ctx.scores, "latency_ms": {k: round(v, 3) for k, v in lat.items()}}
+            if self.breaker is not None:
+                rec["breaker"] = self.breaker.state
+            self.log.write(rec)
+        # The caller's copy also counts the bookkeeping above (the logged copy cannot count its own write).
+        extra = (self.clock() - t0 - total) * 1e3
+        lat["total"] += extra
+        lat["overhead"] += extra
+        return res
+
+    # --- streaming ---------------------------------------------------------------------------
+
+    def open_stream(self, request: Request, edge_fn: Callable[[Request], Any],
+                    cloud_stream_fn: Callable | None = None, deadline_s: float | None = None,
+                    request_id: str | None = None) -> "RouteStream":
+        """Decide, and if escalating wait for the cloud's first delta, so that `answered_by` is
+        known before the first byte goes out (it belongs in a header). Iterate the result for
+        text deltas; `.result` holds the final RouteResult once iteration ends."""
+        t0 = self.clock()
+        deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
+        fn = cloud_stream_fn or self.cloud_stream_fn
+        ctx = RouteContext(request, request_text(request), edge_fn, self.clock)
+        reason, degraded = self._decide(ctx)
+        if ctx.target == CLOUD and fn is None:
+            ctx.target, reason = EDGE, f"no cloud configured; {reason}"
+        s = RouteStream(self, ctx, t0, request_id)
+        if ctx.target == CLOUD:
+            budget = self._cloud_budget(ctx, deadline)
+            if budget < self.config.min_cloud_s:
+                reason, degraded = f"{reason}; no time left for the cloud", True
+            elif self.breaker is not None and not self.breaker.allow():
+                reason, degraded = f"{reason}; cloud circuit open", True
+            else:
+                ctx.escalated = True
+                c0 = self.clock()
+                try:
+                    it = iter(fn(ctx.cloud_request, budget))
+                    first = next(it, None)
+                except Exception as e:  # noqa: BLE001
+                    reason, degraded = f"{reason}; {self._cloud_failed(e)}", True
+                else:
+                    s._cloud(it, first, c0, reason + ("; PII redacted for the cloud" if ctx.mapping else ""))
+                    return s
+                s.cloud_s = self.clock() - c0
+        s._edge(DEGRADED if degraded else EDGE, reason)
+        return s
+
+
+class RouteStream:
+    def __init__(self, router: Router, ctx: RouteContext, t0: float, request_id: str | None):
+        self.router, self.ctx, self.t0, self.request_id = router, ctx, t0, request_id
+        self.answered_by, self.reason = EDGE, ""
+        self.cloud_s = 0.0
+        self.result: RouteResult | None = None
+        self._it: Iterator[str] | None = None
+        self._first: str | None = None
+
+    @property
+    def redacted(self) -> bool:
+        return bool(self.ctx.mapping) and self.ctx.escalated
+
+    def headers(self) -> dict[str, str]:
+        return RouteResult("", self.answered_by, self.reason).headers()
+
+    def _edge(self, answered_by: str, reason: str) -> None:
+        self.answered_by, self.reason = answered_by, reason
+        self.ctx.edge()
+
+    def _cloud(self, it: Iterator[str], first: str | None, c0: float, reason: str) -> None:
+        self.answered_by, self.reason, self._it, self._first, self._c0 = CLOUD, reason, it, first, c0
+
+    def close(self) -> None:
+        """Finish a stream that will not be read to the end (the client left): close the cloud
+        stream and record the request. Iterating to the end does this by itself."""
+        if self.result is not None:
+            return
+        cloud = None
+        if self._it is not None:
+            if hasattr(self._it, "close"):
+                self._it.close()
+            if self.router.breaker is not None:
+                self.router.breaker.record_success()  # it had started answering
+            cloud = CloudAnswer(text="")
+        self.reason = f"{self.reason}; client left before reading"
+        self.result = self.router._finish(self.ctx, self.t0, "", self.answered_by, self.reason, self.cloud_s, cloud,
+                                          self.request_id)
+
+    def __iter__(self) -> Iterator[str]:
+        r = self.router
+        if self.result is not None:
+            raise RuntimeError("a RouteStream can be read once")
+        if self._it is None:
+            text = self.ctx.edge().text
+            if text:
+                yield text
+            self.result = r._finish(self.ctx, self.t0, text, self.answered_by, self.reason, self.cloud_s, None,
+                                    self.request_id)
+            return
+        restorer, parts, ok = StreamRestorer(self.ctx.mapping), [], True
+        deltas = self._it if self._first is None else itertools.chain([self._first], self._it)
+        try:
+            for delta in deltas:
+                out = restorer.feed(delta)
+                if out:
+                    parts.append(out)
+                    yield out
+        except Exception as e:  # noqa: BLE001 - the answer so far stands; say that it broke
+            ok = False
+            self.reason = f"{self.reason}; {r._cloud_failed(e)} after {sum(map(len, parts))} chars"
+        finally:
+            # Also runs when the consumer stops early (client gone): close the cloud stream too.
+            if hasattr(self._it, "close"):
+                self._it.close()
+            tail = restorer.flush()
+            if tail:
+                parts.append(tail)
+            if ok and r.breaker is not None:
+                r.breaker.record_success()
+            self.cloud_s = r.clock() - self._c0
+            self.result = r._finish(self.ctx, self.t0, "".join(parts), CLOUD, self.reason, self.cloud_s,
+                                    CloudAnswer(text="".join(parts)), self.request_id)
+        if tail:
+            yield tail
