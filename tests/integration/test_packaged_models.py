@@ -45,3 +45,22 @@ def test_minilm_ort_matches_torch_reference():
     sims = got @ got.T
     assert sims[0, 1] > 0.5 > sims[0, 2]  # related sentences closer than unrelated ones
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_openai_client_against_edgewise_serve_smollm2():
+    import openai
+
+    from tests.serve.conftest import Server
+
+    s = Server("smollm2-135m", "--threads", "2", "--precision", "int4")
+    try:
+        c = openai.OpenAI(base_url=s.url + "/v1", api_key="local", max_retries=0, timeout=120)
+        msgs = [{"role": "user", "content": QUESTION}]
+        r = c.chat.completions.create(model="smollm2-135m", messages=msgs, max_tokens=16, temperature=0)
+        assert "Paris" in r.choices[0].message.content
+        streamed = "".join(ch.choices[0].delta.content or "" for ch in
+                           c.chat.completions.create(model="smollm2-135m", messages=msgs, max_tokens=16,
+                                                     temperature=0, stream=True) if ch.choices)
+        assert streamed == r.choices[0].message.content
+    finally:
+        s.stop()

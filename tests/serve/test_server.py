@@ -174,3 +174,29 @@ def test_api_key_and_non_loopback_warning(tiny_llama_dir):
     finally:
         err = s.stop()
     assert "warning: binding to 0.0.0.0" in err
+
+
+def test_load_every_request_answered_or_429_and_server_survives(tiny_server):
+    """Bounded burst: 16 concurrent clients; each gets a 200 or a quick 429, never a 5xx or a hang."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    mid = model_id(tiny_server)
+
+    def one(i):
+        t0 = time.time()
+        r = httpx.post(tiny_server.url + "/v1/chat/completions", timeout=120, json={
+            "model": mid, "messages": [{"role": "user", "content": f"request {i}"}], "max_tokens": 6,
+            "temperature": 0})
+        return r.status_code, time.time() - t0, r
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(16)))
+    codes = [c for c, _, _ in results]
+    assert set(codes) <= {200, 429}, codes
+    assert codes.count(200) >= 2
+    for c, took, r in results:
+        if c == 429:
+            assert took < 10 and r.json()["error"]["type"] == "rate_limit_error"
+        else:
+            assert r.json()["choices"][0]["message"]["content"] is not None
+    assert tiny_server.alive() and _metric(tiny_server, "edgewise_queue_depth") == 0
