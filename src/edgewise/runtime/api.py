@@ -21,7 +21,18 @@ Prompt = str | Sequence[dict] | Sequence[int]
 
 
 def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux: the process's high-water mark, weights and KV cache included.
+    """This process's resident-memory high-water mark in MiB (weights and KV cache included).
+
+    VmHWM belongs to the current address space; ru_maxrss survives exec on Linux, so a child started
+    from a big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -149,8 +160,7 @@ def embed(model: LoadedModel, texts: Sequence[str], normalize: bool = True, batc
     out = []
     with model.lock:
         for i in range(0, len(texts), batch_size):
-            enc = model.tokenizer.hf(list(texts[i:i + batch_size]), padding=True, truncation=True,
-                                     max_length=model.context_length, return_tensors="np")
+            enc = model.tokenizer.batch(list(texts[i:i + batch_size]), max_length=model.context_length)
             ids = enc["input_ids"].astype(np.int64)
             mask = enc["attention_mask"].astype(np.int64)
             types = enc.get("token_type_ids", np.zeros_like(ids)).astype(np.int64)

@@ -34,6 +34,13 @@ class GenaiDecoder:
         self.gen.append_tokens(np.asarray([ids], dtype=np.int32))
         return np.asarray(self.gen.get_logits())[0, -1].astype(np.float32)
 
+    def score(self, ids: list[int]) -> np.ndarray:
+        """Logits at every position (T, V) in one pass from an empty cache: for perplexity-style evaluation.
+        The generator keeps the whole prompt's logits output, so this is the same graph generation runs."""
+        self.start(len(ids) + 1)
+        self.gen.append_tokens(np.asarray([ids], dtype=np.int32))
+        return np.asarray(self.gen.get_output("logits"))[0].astype(np.float32, copy=False)
+
     def rewind(self, n_tokens: int) -> None:
         self.gen.rewind_to(n_tokens)
 
@@ -63,7 +70,6 @@ def genai_folder(source: ModelSource, precision: str) -> Path:
 
 def load_genai(folder: Path, source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
     import onnxruntime_genai as og
-    from transformers import AutoTokenizer
 
     cfg = og.Config(str(folder))
     if threads:
@@ -71,7 +77,7 @@ def load_genai(folder: Path, source: ModelSource, precision: str, threads: int |
     model = og.Model(cfg)
     gcfg = json.loads((folder / "genai_config.json").read_text())
     ctx = int(gcfg["model"].get("context_length", 2048))
-    tok = Tokenizer(AutoTokenizer.from_pretrained(folder))
+    tok = Tokenizer.from_folder(folder)
     files = [str(p) for p in folder.iterdir() if p.suffix in (".onnx", ".data") or p.name.endswith(".onnx.data")]
     return LoadedModel(source, "ort", precision, tok, ctx, decoder=GenaiDecoder(model, ctx), files=files)
 
@@ -88,7 +94,6 @@ def _session_options(threads: int | None):
 
 def load_encoder(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
     import onnxruntime as ort
-    from transformers import AutoTokenizer
 
     from edgewise.export.encoder import export_encoder
 
@@ -99,8 +104,8 @@ def load_encoder(source: ModelSource, precision: str, threads: int | None) -> Lo
 
         onnx_path = quantized_encoder(onnx_path, precision)
     session = ort.InferenceSession(str(onnx_path), _session_options(threads), providers=["CPUExecutionProvider"])
-    tok = Tokenizer(AutoTokenizer.from_pretrained(folder))
-    ctx = int(getattr(tok.hf, "model_max_length", 512) or 512)
+    tok = Tokenizer.from_folder(folder)
+    ctx = tok.model_max_length or 512
     ctx = ctx if ctx < 100_000 else 512  # some tokenizers report a huge sentinel
     return LoadedModel(source, "ort", precision, tok, ctx, encoder=OrtEncoder(session), files=[str(onnx_path)])
 
