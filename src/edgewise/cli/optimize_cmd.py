@@ -1,0 +1,169 @@
+"""`edgewise optimize` (compress, measure, gate, recommend, bundle) and `edgewise bench` (compare side by side)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edgewise.cli.app import app
+from edgewise.optimize.progress import Progress
+
+err = Console(stderr=True)
+
+
+class RichProgress(Progress):
+    """One progress bar per stage on stderr; notes print above the bars."""
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+
+        self.bars = Bars(TextColumn("[bold]{task.fields[stage]:<9}[/bold]"), BarColumn(bar_width=24),
+                         MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+                         console=console, transient=False)
+        self.task = None
+        self.stage_name = ""
+        # Piped output (CI logs) gets one plain line per step; a terminal gets live bars.
+        self.plain = not console.is_terminal
+        self.console = console
+        if not self.plain:
+            self.bars.start()
+
+    def stage(self, name: str, total: int) -> None:
+        self._finish_task()
+        self.task = self.bars.add_task("", total=max(total, 1), stage=name)
+        self.stage_name = name
+        self.started = False
+
+    def step(self, label: str) -> None:
+        if self.task is None:
+            return
+        if self.started:
+            self.bars.advance(self.task)
+        self.started = True
+        self.bars.update(self.task, description=label)
+        if self.plain:
+            t = self.bars.tasks[self.task]
+            self.console.print(f"[{self.stage_name} {int(t.completed) + 1}/{int(t.total)}] {label}", markup=False)
+
+    def _finish_task(self) -> None:
+        if self.task is not None:
+            t = self.bars.tasks[self.task]
+            self.bars.update(self.task, completed=t.total, description="done")
+
+    def info(self, message: str) -> None:
+        self.console.print(message, style="dim", markup=False)
+
+    def done(self) -> None:
+        self._finish_task()
+        if not self.plain:
+            self.bars.stop()
+
+
+def _table_console(stderr: bool = False) -> Console:
+    # Piped output has no terminal width; rich would squeeze the table to 80 columns and truncate every cell.
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 180)
+
+
+def _quiet() -> None:
+    from edgewise.cli.run_cmd import _quiet_libraries
+
+    _quiet_libraries()
+
+
+@app.command()
+def optimize(
+    model: Optional[str] = typer.Argument(None, help="Alias, path or hub id (default: smollm2-135m)."),
+    device: str = typer.Option("host", "--device", "-d", help="Target device profile (see `edgewise devices`)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t",
+                                       help="KIND:FILE: perplexity:, nextword: (text), retrieval:, classify: (jsonl). "
+                                            "Default: the packaged demo text, or a docstring retrieval set for encoders."),
+    methods: Optional[str] = typer.Option(None, "--methods", "-m",
+                                          help="Comma list, e.g. fp32,int8,int4,int4-gptq,mixed; options as "
+                                               "int4:block_size=64 (separate several with ';' then)."),
+    max_drop: str = typer.Option("5%", "--max-drop", help="Gate: relative drop of the primary metric (5%, 0.05) "
+                                                          "and/or a KLD ceiling (kld=0.05)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default ./edgewise-out/MODEL)."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration text (default: a packaged Shakespeare "
+                                                               "scene different from the evaluation text)."),
+    no_bench: bool = typer.Option(False, "--no-bench", help="Skip speed and memory measurements."),
+    max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens generated per benchmark pass."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout at the end."),
+) -> None:
+    """Compress a model several ways, prove each variant on your task, and bundle the fastest one that passes."""
+    _quiet()
+    from edgewise.optimize import OptimizeOptions
+    from edgewise.optimize import optimize as run_optimize
+    from edgewise.report import terminal_table
+
+    method_list = None
+    if methods:
+        sep = ";" if ";" in methods else ","
+        method_list = [m.strip() for m in methods.split(sep) if m.strip()]
+    opts = OptimizeOptions(model=model, device=device, task=task, methods=method_list, max_drop=max_drop, out=out,
+                           force=force, calib=calib, bench=not no_bench, max_tokens=max_tokens)
+    progress = RichProgress(err)
+    try:
+        result = run_optimize(opts, progress)
+    finally:
+        progress.done()
+    report = result.report
+    console = _table_console(stderr=as_json)
+    console.print(terminal_table(report))
+    if report.get("skipped"):
+        for s in report["skipped"]:
+            console.print(f"[yellow]skipped {s['name']}[/yellow]: {s['reason']}")
+    rec = report["recommendation"]
+    if rec["name"]:
+        console.print(f"[bold green]recommended: {rec['name']}[/bold green] — {rec['reason']}")
+    else:
+        console.print(f"[bold red]no recommendation[/bold red] — {rec['reason']}")
+    console.print(f"report: {result.out / 'report.html'}\nreport.json: {result.out / 'report.json'}")
+    if rec["name"]:
+        console.print(f"bundle: {result.out / 'bundle'}  (edgewise run {result.out / 'bundle'} \"...\")")
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+
+
+def _parse_target(spec: str) -> tuple[str, str, str]:
+    """`REF`, `REF@BACKEND` or `REF@BACKEND:PRECISION` -> (ref, backend, precision)."""
+    ref, _, rest = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    backend, _, precision = rest.partition(":")
+    return ref, backend or "ort", precision or "fp32"  # llama.cpp reads "fp32" as "the GGUF as shipped"
+
+
+@app.command()
+def bench(
+    models: list[str] = typer.Argument(..., help="Models, bundles or backends: REF, REF@BACKEND or "
+                                                 "REF@BACKEND:PRECISION, e.g. smollm2-135m@torch smollm2-135m@ort:int4."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="KIND:FILE; quality is relative to the first model."),
+    device: str = typer.Option("host", "--device", "-d"),
+    max_tokens: int = typer.Option(64, "--max-tokens"),
+    passes: int = typer.Option(2, "--passes"),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Compare models, bundles or backends side by side: the same task, each measured in its own process."""
+    _quiet()
+    from edgewise.bench.compare import compare
+    from edgewise.report import terminal_table
+
+    targets = [_parse_target(m) for m in models]
+    progress = RichProgress(err)
+    try:
+        report = compare(targets, task=task, device=device, max_tokens=max_tokens, passes=passes, progress=progress)
+    finally:
+        progress.done()
+    if as_json:
+        print(json.dumps(report["variants"], indent=2, default=str))
+        return
+    _table_console().print(terminal_table(report))
+    for v in report["variants"]:
+        if v.get("error") or v.get("bench_error"):
+            err.print(f"[yellow]{v['name']}[/yellow]: {v.get('error') or v.get('bench_error')}")
+    sys.stdout.flush()

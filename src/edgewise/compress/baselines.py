@@ -1,0 +1,51 @@
+"""The references: the full model as exported (fp32 on onnxruntime) and on PyTorch (speed reference)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from edgewise.compress.configs import Fp32, TorchFp32
+from edgewise.compress.context import DECODER, CompressContext, QuantResult, folder_bytes
+from edgewise.compress.registry import register_handler
+from edgewise.compress.weight_only import _skip_files, finish
+from edgewise.errors import EdgewiseError
+from edgewise.export.cache import cached_build
+
+
+@register_handler(Fp32)
+def fp32(cfg: Fp32, ctx: CompressContext, name: str) -> QuantResult:
+    t0 = time.perf_counter()
+    if ctx.kind == DECODER:
+        path = ctx.base_folder()
+    else:
+        # A copy without config.json, so the folder resolves (and bundles) as an ONNX encoder.
+        def build(out: Path) -> None:
+            import shutil
+
+            from edgewise.compress.onnx_graph import copy_side_files
+
+            base = ctx.base_model()
+            shutil.copy(base, out / base.name)
+            for f in base.parent.glob(base.name + ".data"):
+                shutil.copy(f, out / f.name)
+            copy_side_files(base.parent, out, _skip_files(ctx))
+
+        path = cached_build(f"q-{name}", ctx.base_folder(), {"v": 1}, build)
+    return finish(ctx, name, cfg, path, t0)
+
+
+@register_handler(TorchFp32)
+def torch_fp32(cfg: TorchFp32, ctx: CompressContext, name: str) -> QuantResult:
+    if not ctx.has_hf_weights:
+        raise EdgewiseError(f"{ctx.source.ref}: the torch reference needs Hugging Face weights (an HF folder or GGUF)")
+    from edgewise.export.hf_folder import hf_folder_for
+
+    t0 = time.perf_counter()
+    folder = hf_folder_for(ctx.source)
+    files = sorted(folder.glob("*.safetensors"))
+    res = QuantResult(name=name, config=cfg, path=folder, backend="torch", bits_per_weight=32.0,
+                      size_bytes=sum(f.stat().st_size for f in files) or folder_bytes(folder), params=ctx.params(),
+                      seconds=time.perf_counter() - t0)
+    ctx.say(f"{name}: 32.00 bits per weight, {res.size_mb:.1f} MB (PyTorch eager)")
+    return res

@@ -1,0 +1,288 @@
+"""`edgewise optimize`: compress a model several ways, measure each variant against the full model on the user's task
+and on cost, gate on quality, recommend the fastest variant that passes and fits, and write report + bundle.
+
+    result = optimize(OptimizeOptions())          # SmolLM2-135M, the packaged demo text, device host
+    result.out / "report.json", result.out / "bundle"
+
+Every input is checked before any model work; the output folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgewise.errors import BackendUnavailableError, EdgewiseError
+from edgewise.optimize.gate import DEFAULT_MAX_DROP, Gate, parse_gate, recommend, speed_of
+from edgewise.optimize.progress import Progress
+
+REPORT_SCHEMA = "edgewise-report"
+REPORT_VERSION = 1
+# PyTorch ("torch") is left out of the default run to keep the demo short; benchmarks/backends_speed.py compares it.
+DECODER_METHODS = ("fp32", "int8", "int4", "int4-gptq", "mixed", "q8_0", "q4_k_m")
+ENCODER_METHODS = ("fp32", "int8-dynamic", "int8-static", "int8", "int4", "int4-gptq")
+OPTIONAL = ("q8_0", "q4_k_m")  # llama.cpp comparators: default only when the extra is installed
+
+
+@dataclass
+class OptimizeOptions:
+    model: str | None = None  # None: the packaged SmolLM2-135M
+    device: str = "host"
+    task: str | None = None  # KIND:FILE; None: the packaged demo text (decoders) or a stdlib retrieval set (encoders)
+    methods: list[str] | None = None
+    max_drop: str | float | None = DEFAULT_MAX_DROP
+    out: Path | None = None
+    force: bool = False
+    calib: Path | None = None
+    bench: bool = True
+    max_tokens: int = 64
+    passes: int = 2
+
+
+@dataclass
+class OptimizeResult:
+    out: Path
+    report: dict
+    recommended: dict | None = None
+    variants: list[dict] = field(default_factory=list)
+
+
+def default_out(model_name: str) -> Path:
+    return Path.cwd() / "edgewise-out" / model_name.replace("/", "_")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise EdgewiseError(f"--out {out} is a file: choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise EdgewiseError(f"--out {out} exists and is not empty: choose another --out or pass --force")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=f".{out.name}.check.", dir=parent))
+        probe.rmdir()
+    except OSError as e:
+        raise EdgewiseError(f"cannot write under {parent} ({e.strerror or e}): choose another --out") from None
+
+
+def _llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _method_list(opts: OptimizeOptions, decoder: bool) -> list[tuple[str, object]]:
+    from edgewise.compress import parse_method
+
+    names = list(opts.methods) if opts.methods else [
+        m for m in (DECODER_METHODS if decoder else ENCODER_METHODS) if m not in OPTIONAL or _llamacpp_available()]
+    parsed = [parse_method(m) for m in names]
+    if not any(n == "fp32" for n, _ in parsed):
+        parsed.insert(0, parse_method("fp32"))  # the reference every figure is relative to
+    seen, out = set(), []
+    for n, c in parsed:
+        if n in seen:
+            raise EdgewiseError(f"method {n!r} is listed twice: list each once")
+        seen.add(n)
+        out.append((n, c))
+    return out
+
+
+def _free() -> None:
+    gc.collect()
+
+
+def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> OptimizeResult:
+    """Run the whole job; see the module docstring. Raises EdgewiseError (one line) on bad input."""
+    from edgewise.compress import Calibration, CompressContext, config_dict
+    from edgewise.devices import get_device
+    from edgewise.evaluate import check_model_fits, parse_task, relative_drop
+    from edgewise.evaluate.defaults import default_task_spec
+    from edgewise.home import edgewise_home
+    from edgewise.models import load
+    from edgewise.models.packaged import DEFAULT_MODEL
+    from edgewise.models.source import CAUSAL_LM
+
+    progress = progress or Progress()
+    t_start = time.perf_counter()
+    # --- 1. every input, before any model work ------------------------------------------------------------------
+    model_ref = opts.model or DEFAULT_MODEL
+    source = load(model_ref)
+    device = get_device(opts.device)
+    decoder = source.task == CAUSAL_LM
+    task = parse_task(opts.task or default_task_spec(source.task, edgewise_home() / "tasks"))
+    check_model_fits(task, source.task, model_ref)
+    gate: Gate = parse_gate(opts.max_drop)
+    methods = _method_list(opts, decoder)
+    out = Path(opts.out) if opts.out else default_out(source.name)
+    out = out.expanduser().absolute()
+    _check_out(out, opts.force)
+    calibration = Calibration.from_file(opts.calib) if opts.calib else Calibration.default()
+    progress.info(f"{model_ref} · task {task.kind}:{task.path.name} · device {device.name} · gate: "
+                  f"{gate.describe(task.primary)}")
+
+    # --- 2. compress --------------------------------------------------------------------------------------------
+    ctx = CompressContext(source, calibration, say=progress.info)
+    results, skipped = [], []
+    progress.stage("compress", len(methods))
+    t0 = time.perf_counter()
+    from edgewise.compress import quantize
+
+    for name, cfg in methods:
+        progress.step(f"{name}: {cfg.describe() if hasattr(cfg, 'describe') else type(cfg).__name__}")
+        try:
+            results.append(quantize(None, cfg, name=name, ctx=ctx))
+        except BackendUnavailableError as e:
+            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
+            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
+        except EdgewiseError as e:
+            if name == "fp32":
+                raise
+            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
+            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
+    compress_s = time.perf_counter() - t0
+
+    # --- 3. evaluate against the full model ---------------------------------------------------------------------
+    from edgewise.runtime import load_model
+
+    progress.stage("evaluate", len(results))
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    ref_result = next(r for r in results if r.name == "fp32")
+    ref_model = load_model(str(ref_result.path), backend=ref_result.backend)
+    ref_state = task.reference(ref_model)
+    for r in results:
+        progress.step(f"{r.name} on {task.kind}")
+        row = {"name": r.name, "method": r.method, "config": config_dict(r.config), "backend": r.backend,
+               "bits_per_weight": round(r.bits_per_weight, 3), "size_mb": round(r.size_mb, 2), "params": r.params,
+               "quantize_s": round(r.seconds, 1), "path": str(r.path), "notes": list(r.notes)}
+        try:
+            # llama.cpp runs its GGUF's own type; "fp32" is what the runtime accepts for "as shipped" there.
+            lm = ref_model if r is ref_result else load_model(str(r.path), backend=r.backend)
+            row["metrics"] = task.evaluate(lm, ref_state)
+            if lm is not ref_model:
+                del lm
+        except EdgewiseError as e:
+            row["metrics"], row["error"] = {}, str(e).splitlines()[0]
+        _free()
+        rows.append(row)
+    del ref_model, ref_state
+    _free()
+    evaluate_s = time.perf_counter() - t0
+    ref_metrics = rows[0]["metrics"] if rows and rows[0]["name"] == "fp32" else next(
+        r["metrics"] for r in rows if r["name"] == "fp32")
+
+    # --- 4. bench, each variant in its own process --------------------------------------------------------------
+    bench_s = 0.0
+    host_bw = None
+    if opts.bench:
+        from edgewise.bench import BenchSpec, bench_variant
+
+        progress.stage("bench", len(rows) + (1 if decoder else 0))
+        t0 = time.perf_counter()
+        if decoder:
+            from edgewise.devices import host_bandwidth_gbs
+
+            progress.step("memory bandwidth probe")
+            host_bw = host_bandwidth_gbs()
+        for row in rows:
+            progress.step(f"{row['name']} ({row['backend']}, {device.threads} threads)")
+            spec = BenchSpec(row["path"], row["backend"], "fp32", threads=device.threads, max_tokens=opts.max_tokens, passes=opts.passes)
+            b = bench_variant(spec, device, host_bw)
+            if "error" in b:
+                row["bench_error"] = b.pop("error")
+            row.update(b)
+        bench_s = time.perf_counter() - t0
+
+    # --- 5. gate and recommendation -----------------------------------------------------------------------------
+    for row in rows:
+        m = row.get("metrics") or {}
+        row["kld"] = m.get("kld")
+        row["same_top_token"] = m.get("same_top_token")
+        row["primary"] = m.get(task.primary)
+        row["relative_drop"] = (relative_drop(task, m[task.primary], ref_metrics[task.primary])
+                                if task.primary in m and task.primary in ref_metrics else None)
+        if row.get("error"):
+            row["passes_gate"], row["gate_reason"] = False, row["error"]
+        else:
+            row["passes_gate"], row["gate_reason"] = gate.check(row["relative_drop"], row["kld"])
+        row.setdefault("fits_device", None)
+    best, why = recommend(rows)
+    for row in rows:
+        row["recommended"] = row is best
+
+    report = {
+        "schema": REPORT_SCHEMA, "version": REPORT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "edgewise_version": _version(),
+        "model": {"ref": model_ref, "name": source.name, "kind": "decoder" if decoder else "encoder",
+                  "arch": source.arch, "params": ctx.params(), "source_kind": source.kind},
+        "task": {"kind": task.kind, "file": str(task.path), "primary": task.primary,
+                 "higher_is_better": task.higher_is_better},
+        "calibration": {"source": calibration.source, "digest": calibration.digest},
+        "device": device.as_dict(),
+        "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "bandwidth_gbs": host_bw,
+                 "python": platform.python_version()},
+        "gate": {"max_drop": gate.max_drop, "kld_max": gate.kld_max, "metric": task.primary,
+                 "description": gate.describe(task.primary)},
+        "reference": "fp32",
+        "variants": rows,
+        "skipped": skipped,
+        "recommendation": ({"name": best["name"], "reason": why, "bundle": "bundle"} if best else
+                           {"name": None, "reason": why, "bundle": None}),
+        "timings_s": {"compress": round(compress_s, 1), "evaluate": round(evaluate_s, 1), "bench": round(bench_s, 1)},
+    }
+
+    # --- 6. write everything into a temp folder, then rename it into place --------------------------------------
+    progress.stage("write", 3 if best else 2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
+    try:
+        from edgewise.report import write_report
+
+        if best:
+            progress.step("bundle")
+            from edgewise.models.bundle import write_bundle
+
+            chosen = next(r for r in results if r.name == best["name"])
+            write_bundle(chosen.bundle_dir, tmp / "bundle", name=f"{source.name}-{best['name']}",
+                         provenance={"model": model_ref, "method": best["method"], "config": best["config"],
+                                     "calibration": calibration.source, "created_by": f"edgewise {_version()}"},
+                         options={"backend": best["backend"], "threads": device.threads, "device": device.name},
+                         metrics={"task": f"{task.kind}:{task.path.name}", **(best.get("metrics") or {}),
+                                  "generation_tps": best.get("generation_tps"),
+                                  "bits_per_weight": best["bits_per_weight"]})
+        report["timings_s"]["total"] = round(time.perf_counter() - t_start, 1)
+        progress.step("report.json, plots, report.html")
+        write_report(report, tmp)
+        progress.step("done")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EdgewiseError(f"could not write {out} ({e.strerror or e}): free some disk space or choose another "
+                            "--out") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return OptimizeResult(out=out, report=report, recommended=best, variants=rows)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("edgewise")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "0+unknown"
+
+
+__all__ = ["optimize", "OptimizeOptions", "OptimizeResult", "Gate", "parse_gate", "recommend", "speed_of"]

@@ -1,0 +1,88 @@
+"""The quality gate (`--max-drop`) and the recommendation: the fastest variant that passes and fits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgewise.errors import EdgewiseError
+
+DEFAULT_MAX_DROP = "5%"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """max_drop: the largest relative loss in the task's primary metric (0.05 = 5%); kld_max: a ceiling on the mean
+    KL divergence from the full model (language-model tasks). Either may be None; a variant must pass both."""
+
+    max_drop: float | None = 0.05
+    kld_max: float | None = None
+
+    def __post_init__(self):
+        if self.max_drop is None and self.kld_max is None:
+            raise EdgewiseError("the gate needs a maximum drop or a KLD ceiling, e.g. --max-drop 5% or --max-drop kld=0.05")
+        if self.max_drop is not None and not 0 <= self.max_drop < 10:
+            raise EdgewiseError(f"--max-drop must be a fraction like 0.05 or 5%, got {self.max_drop!r}")
+        if self.kld_max is not None and not self.kld_max > 0:
+            raise EdgewiseError(f"the KLD ceiling must be positive, got {self.kld_max!r}")
+
+    def describe(self, primary: str) -> str:
+        parts = []
+        if self.max_drop is not None:
+            parts.append(f"{primary} within {self.max_drop:.1%} of the full model")
+        if self.kld_max is not None:
+            parts.append(f"mean KLD <= {self.kld_max:g}")
+        return " and ".join(parts)
+
+    def check(self, drop: float | None, kld: float | None) -> tuple[bool, str]:
+        if self.max_drop is not None and (drop is None or drop > self.max_drop + 1e-12):
+            return False, "no quality figure" if drop is None else f"drop {drop:.1%} > {self.max_drop:.1%}"
+        if self.kld_max is not None:
+            if kld is None:
+                return False, "the task has no KLD (use a perplexity task or a relative drop)"
+            if kld > self.kld_max:
+                return False, f"KLD {kld:.3g} > {self.kld_max:g}"
+        return True, "passes"
+
+
+def _fraction(text: str) -> float:
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise EdgewiseError(f"--max-drop {text!r}: write a fraction (0.05), a percentage (5%) or kld=0.05") from None
+
+
+def parse_gate(spec: str | float | None) -> Gate:
+    """`5%`, `0.05`, `kld=0.05`, or both: `5%,kld=0.05`."""
+    if spec is None:
+        spec = DEFAULT_MAX_DROP
+    if isinstance(spec, (int, float)):
+        return Gate(max_drop=float(spec))
+    drop = kld = None
+    for part in filter(None, (p.strip() for p in str(spec).split(","))):
+        key, eq, val = part.partition("=")
+        if eq and key.strip().lower() == "kld":
+            kld = _fraction(val)
+        elif eq and key.strip().lower() in ("drop", "max_drop"):
+            drop = _fraction(val)
+        elif not eq:
+            drop = _fraction(part)
+        else:
+            raise EdgewiseError(f"--max-drop {part!r}: use a number, a percentage, or kld=VALUE")
+    return Gate(max_drop=drop, kld_max=kld)
+
+
+def speed_of(v: dict) -> float | None:
+    """The figure 'fastest' compares: generation tokens/s for decoders, embeddings/s for encoders."""
+    return v.get("generation_tps") or v.get("throughput_per_s")
+
+
+def recommend(variants: list[dict]) -> tuple[dict | None, str]:
+    """The fastest variant that passes the gate and fits the device; the reason, in words."""
+    ok = [v for v in variants if v.get("passes_gate") and v.get("fits_device") is not False and not v.get("error")
+          and speed_of(v)]
+    if not ok:
+        return None, "no variant passes the gate and fits the device: loosen --max-drop or pick a larger device"
+    best = max(ok, key=speed_of)
+    unit = "tokens/s" if best.get("generation_tps") else "embeddings/s"
+    return best, f"fastest variant that passes the gate and fits ({speed_of(best):.1f} {unit})"

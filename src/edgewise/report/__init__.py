@@ -1,0 +1,131 @@
+"""Reports: report.json (schema in docs/report-schema.md), report.html with the table and Pareto plots, and the
+terminal table. All read the same report dict that `edgewise.optimize` builds."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from edgewise.report.columns import columns
+from edgewise.report.plots import write_plots
+
+CSS = """
+body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#212529;margin:28px auto;
+ max-width:1280px;padding:0 20px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
+.sub{color:#495057;margin:0 0 16px}
+.rec{background:#ebfbee;border:1px solid #b2f2bb;border-radius:8px;padding:12px 16px;margin:16px 0}
+.rec.none{background:#fff5f5;border-color:#ffc9c9}
+table{border-collapse:collapse;width:100%;font-size:12.5px}
+th,td{padding:6px 8px;border-bottom:1px solid #e9ecef;text-align:right;white-space:nowrap}
+th{background:#f8f9fa;position:sticky;top:0;border-bottom:2px solid #dee2e6}
+th:first-child,td:first-child{text-align:left}
+tr.recommended td{background:#ebfbee;font-weight:600}
+td.pass{color:#2b8a3e} td.fail,td.error{color:#c92a2a} td.nofit{color:#c92a2a}
+.plots{display:flex;flex-wrap:wrap;gap:16px} .plots img{max-width:620px;width:100%;border:1px solid #e9ecef;
+ border-radius:6px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0} dt{color:#868e96} dd{margin:0}
+ul{margin:6px 0;padding-left:20px} .muted{color:#868e96;font-size:12.5px} code{font-size:12.5px}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def render_html(report: dict, plots: dict[str, str]) -> str:
+    cols = columns(report)
+    rec = report["recommendation"]
+    head = "".join(f'<th title="{_e(c.hint)}">{_e(c.title)}</th>' for c in cols)
+    body = []
+    for v in report["variants"]:
+        cells = []
+        for c in cols:
+            text = c.cell(v)
+            cls = {"pass": "pass", "fail": "fail", "error": "error", "does not fit": "nofit"}.get(text, "")
+            cells.append(f'<td class="{cls}">{_e(text)}</td>')
+        body.append(f'<tr class="{"recommended" if v.get("recommended") else ""}" title="{_e(v["method"])}">'
+                    + "".join(cells) + "</tr>")
+    m, t, d = report["model"], report["task"], report["device"]
+    if rec["name"]:
+        best = next(v for v in report["variants"] if v["name"] == rec["name"])
+        rec_html = (f'<div class="rec"><b>Recommended: {_e(rec["name"])}</b> — {_e(best["method"])}. '
+                    f'{_e(rec["reason"])}. Bundle: <code>bundle/</code> (run it with '
+                    f'<code>edgewise run bundle "…"</code>).</div>')
+    else:
+        rec_html = f'<div class="rec none"><b>No recommendation.</b> {_e(rec["reason"])}.</div>'
+    notes = []
+    for v in report["variants"]:
+        for n in v.get("notes") or []:
+            notes.append(f"<li><b>{_e(v['name'])}</b>: {_e(n)}</li>")
+        if v.get("error"):
+            notes.append(f"<li><b>{_e(v['name'])}</b>: error — {_e(v['error'])}</li>")
+        if v.get("bench_error"):
+            notes.append(f"<li><b>{_e(v['name'])}</b>: benchmark failed — {_e(v['bench_error'])}</li>")
+    for s in report.get("skipped") or []:
+        notes.append(f"<li><b>{_e(s['name'])}</b>: skipped — {_e(s['reason'])}</li>")
+    methods = "".join(f"<li><b>{_e(v['name'])}</b>: {_e(v['method'])}</li>" for v in report["variants"])
+    est = ""
+    if d["name"] != "host":
+        est = ('<p class="muted">Estimated device tokens/s are <b>estimates</b>: tokens/s measured here × the device\'s '
+               'memory bandwidth / this machine\'s probed bandwidth. They are not measurements.</p>')
+    bw = report["host"].get("bandwidth_gbs")
+    meta = [("model", f"{m['ref']} ({m['kind']}, {m['arch'] or '?'}, {m['params'] / 1e6:.1f}M parameters)"),
+            ("task", f"{t['kind']} on {t['file']} (primary metric: {t['primary']})"),
+            ("calibration", report["calibration"]["source"]),
+            ("gate", report["gate"]["description"]),
+            ("device", f"{d['name']}: {d['cores']} cores, {d['usable_ram_gb']:.1f} GB usable RAM, "
+                       f"{d['bandwidth_gbs']:.1f} GB/s ({d['bandwidth_kind']})"),
+            ("host bandwidth", f"{bw:.2f} GB/s (probed)" if bw else "–"),
+            ("timings", ", ".join(f"{k} {v:.0f} s" for k, v in report["timings_s"].items())),
+            ("created", f"{report['created']} by edgewise {report['edgewise_version']}")]
+    plot_html = "".join(f'<img src="{_e(p)}" alt="Pareto plot: {_e(k)}">' for k, p in plots.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Edgewise report — {_e(m['name'])}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
+<body>
+<h1>Edgewise report: {_e(m['name'])}</h1>
+<p class="sub">{len(report['variants'])} variants measured against the full model on {_e(t['kind'])}, on device
+<b>{_e(d['name'])}</b>. ★ marks the recommendation; hover a header for its meaning.</p>
+{rec_html}
+<h2>Variants</h2>
+<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>
+{est}
+<h2>Trade-offs</h2>
+<div class="plots">{plot_html or '<p class="muted">No plottable variants.</p>'}</div>
+<h2>Methods</h2><ul>{methods}</ul>
+{'<h2>Notes</h2><ul>' + ''.join(notes) + '</ul>' if notes else ''}
+<h2>Run</h2><dl>{''.join(f'<dt>{_e(k)}</dt><dd>{_e(v)}</dd>' for k, v in meta)}</dl>
+<p class="muted">Machine-readable figures: <a href="report.json">report.json</a> (schema: docs/report-schema.md
+in the Edgewise repository).</p>
+</body></html>
+"""
+
+
+def write_report(report: dict, out: Path) -> dict[str, Path]:
+    """report.json, pareto-*.png and report.html into `out` (an existing folder)."""
+    out = Path(out)
+    plots = write_plots(report, out)
+    report["plots"] = plots
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "report.html").write_text(render_html(report, plots))
+    return {"json": out / "report.json", "html": out / "report.html", **{k: out / v for k, v in plots.items()}}
+
+
+def terminal_table(report: dict):
+    """A rich Table of the variants (the same columns as the HTML)."""
+    from rich.table import Table
+
+    cols = [c for c in columns(report) if c.terminal]
+    table = Table(title=f"{report['model']['name']} · {report['task']['kind']} · device {report['device']['name']}",
+                  show_lines=False)
+    for i, c in enumerate(cols):
+        table.add_column(c.title, justify="left" if i == 0 else "right", no_wrap=True)
+    for v in report["variants"]:
+        style = "bold green" if v.get("recommended") else None
+        table.add_row(*[c.cell(v) for c in cols], style=style)
+    return table
+
+
+__all__ = ["write_report", "render_html", "terminal_table", "columns", "write_plots"]

