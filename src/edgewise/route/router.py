@@ -178,6 +178,16 @@ class Router:
             return self.config.edge_reserve_s
         return 1.5 * (self._edge_avg_s if self._edge_avg_s is not None else 1.0)
 
+    def _cloud_gate(self, ctx: RouteContext, deadline: float, reason: str) -> tuple[float, str, bool]:
+        """May an escalation start now? (time budget, reason, refused): refused when too little time is left
+        or the circuit is open. Asking the breaker counts as the half-open probe, so ask it last."""
+        budget = self._cloud_budget(ctx, deadline)
+        if budget < self.config.min_cloud_s:
+            return budget, f"{reason}; no time left for the cloud", True
+        if self.breaker is not None and not self.breaker.allow():
+            return budget, f"{reason}; cloud circuit open", True
+        return budget, reason, False
+
     def _cloud_budget(self, ctx: RouteContext, deadline: float) -> float:
         return deadline - self.clock() - (0.0 if ctx.edge_done else self._edge_reserve())
 
@@ -237,11 +247,9 @@ class Router:
         if ctx.target == CLOUD and cloud_fn is None:
             ctx.target, reason = EDGE, f"no cloud configured; {reason}"
         if ctx.target == CLOUD:
-            budget = self._cloud_budget(ctx, deadline)
-            if budget < self.config.min_cloud_s:
-                reason, degraded = f"{reason}; no time left for the cloud", True
-            elif self.breaker is not None and not self.breaker.allow():
-                reason, degraded = f"{reason}; cloud circuit open", True
+            budget, reason, refused = self._cloud_gate(ctx, deadline, reason)
+            if refused:
+                degraded = True
             else:
                 ctx.escalated = True
                 timing: dict[str, float] = {}
@@ -307,11 +315,9 @@ class Router:
             ctx.target, reason = EDGE, f"no cloud configured; {reason}"
         s = RouteStream(self, ctx, t0, request_id)
         if ctx.target == CLOUD:
-            budget = self._cloud_budget(ctx, deadline)
-            if budget < self.config.min_cloud_s:
-                reason, degraded = f"{reason}; no time left for the cloud", True
-            elif self.breaker is not None and not self.breaker.allow():
-                reason, degraded = f"{reason}; cloud circuit open", True
+            budget, reason, refused = self._cloud_gate(ctx, deadline, reason)
+            if refused:
+                degraded = True
             else:
                 ctx.escalated = True
                 c0 = self.clock()
