@@ -178,6 +178,14 @@ class Router:
             return self.config.edge_reserve_s
         return 1.5 * (self._edge_avg_s if self._edge_avg_s is not None else 1.0)
 
+    def _open(self, request: Request, edge_fn: Callable, cloud_fn: Callable | None) -> tuple[RouteContext, str, bool]:
+        """Run the policy chain for a request; with no cloud to call, an escalation stays on the edge."""
+        ctx = RouteContext(request, request_text(request), edge_fn, self.clock)
+        reason, degraded = self._decide(ctx)
+        if ctx.target == CLOUD and cloud_fn is None:
+            ctx.target, reason = EDGE, f"no cloud configured; {reason}"
+        return ctx, reason, degraded
+
     def _cloud_gate(self, ctx: RouteContext, deadline: float, reason: str) -> tuple[float, str, bool]:
         """May an escalation start now? (time budget, reason, refused): refused when too little time is left
         or the circuit is open. Asking the breaker counts as the half-open probe, so ask it last."""
@@ -241,11 +249,8 @@ class Router:
         t0 = self.clock()
         deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
         cloud_fn = cloud_fn or self.cloud_fn
-        ctx = RouteContext(request, request_text(request), edge_fn, self.clock)
-        reason, degraded = self._decide(ctx)
+        ctx, reason, degraded = self._open(request, edge_fn, cloud_fn)
         cloud_s, answer, cloud_answer = 0.0, None, None
-        if ctx.target == CLOUD and cloud_fn is None:
-            ctx.target, reason = EDGE, f"no cloud configured; {reason}"
         if ctx.target == CLOUD:
             budget, reason, refused = self._cloud_gate(ctx, deadline, reason)
             if refused:
@@ -309,10 +314,7 @@ class Router:
         t0 = self.clock()
         deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
         fn = cloud_stream_fn or self.cloud_stream_fn
-        ctx = RouteContext(request, request_text(request), edge_fn, self.clock)
-        reason, degraded = self._decide(ctx)
-        if ctx.target == CLOUD and fn is None:
-            ctx.target, reason = EDGE, f"no cloud configured; {reason}"
+        ctx, reason, degraded = self._open(request, edge_fn, fn)
         s = RouteStream(self, ctx, t0, request_id)
         if ctx.target == CLOUD:
             budget, reason, refused = self._cloud_gate(ctx, deadline, reason)
