@@ -71,8 +71,22 @@ class DistillConfig:
     work_dir: str | None = None  # checkpoints and caches; default under $EDGEWISE_HOME/distill/
     resume: bool = False
     force: bool = False  # start over even if the output or a checkpoint exists
+    init_from: str | None = None  # an HF folder whose weights start the student (pruning recovery); its config wins
 
     def __post_init__(self) -> None:
+        if self.init_from:
+            self._student_from_init()
+        self._validate()
+
+    def _student_from_init(self) -> None:
+        folder = Path(self.init_from).expanduser()
+        if not (folder / "config.json").is_file():
+            raise EdgewiseError(f"init_from {folder}: not a Hugging Face folder (no config.json)")
+        if self.vocab_size is not None:
+            raise EdgewiseError("init_from keeps the initial model's vocabulary: leave vocab_size unset")
+        self.student = json.loads((folder / "config.json").read_text())
+
+    def _validate(self) -> None:
         if not self.teacher:
             raise EdgewiseError("no teacher: pass --teacher MODEL (e.g. smollm2-135m)")
         if not isinstance(self.student, dict) or not self.student:
@@ -394,11 +408,18 @@ def distill(cfg: DistillConfig, on_step: Callable[[StepInfo], None] | None = Non
     n_kd = len(kd_ids)
     eos = tok.eos_token_id if tok.eos_token_id is not None else 0
 
-    student_kw = {k: v for k, v in cfg.student.items() if k not in ("model_type", "architectures", "vocab_size")}
-    student_kw.setdefault("max_position_embeddings", max(cfg.seq_len, 256))
-    scfg = LlamaConfig(vocab_size=len(vocab_map), bos_token_id=tok.bos_token_id, eos_token_id=eos,
-                       pad_token_id=tok.pad_token_id, **student_kw)
-    model = LlamaForCausalLM(scfg)
+    if cfg.init_from:
+        # Recovery after pruning: the student starts from the pruned weights, in the teacher's vocabulary.
+        model = LlamaForCausalLM.from_pretrained(Path(cfg.init_from).expanduser(), dtype=torch.float32)
+        if model.config.vocab_size != len(vocab_map):
+            raise EdgewiseError(f"init_from {cfg.init_from} has a {model.config.vocab_size}-token vocabulary but the "
+                                f"teacher has {len(vocab_map)}: recover from the model the pruned one came from")
+    else:
+        student_kw = {k: v for k, v in cfg.student.items() if k not in ("model_type", "architectures", "vocab_size")}
+        student_kw.setdefault("max_position_embeddings", max(cfg.seq_len, 256))
+        scfg = LlamaConfig(vocab_size=len(vocab_map), bos_token_id=tok.bos_token_id, eos_token_id=eos,
+                           pad_token_id=tok.pad_token_id, **student_kw)
+        model = LlamaForCausalLM(scfg)
     params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
