@@ -19,6 +19,7 @@ from edgewise.cli import route_cmd  # noqa: F401,E402
 from edgewise.cli import devices_cmd  # noqa: F401,E402
 from edgewise.cli import optimize_cmd  # noqa: F401,E402
 from edgewise.cli import keyboard_cmd  # noqa: F401,E402
+from edgewise.cli import prune_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -95,19 +95,31 @@ def optimize(
     no_bench: bool = typer.Option(False, "--no-bench", help="Skip speed and memory measurements."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens generated per benchmark pass."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout at the end."),
+    search: bool = typer.Option(False, "--search", help="Search pruning x quantization x per-layer precision for "
+                                                        "the cheapest recipe that passes the gate and fits."),
+    search_prune: Optional[str] = typer.Option(None, "--search-prune",
+                                               help="';'-separated structured pruning specs to try (none = unpruned), "
+                                                    "default: none;structured:mlp=0.25;structured:mlp=0.25,blocks=0.1"),
+    search_quant: Optional[str] = typer.Option(None, "--search-quant",
+                                               help="Comma list of quantization methods to try "
+                                                    "(default int8,int4-gptq,mixed,int4)."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes",
+                                                   help="Stop the search after this many minutes."),
 ) -> None:
     """Compress a model several ways, prove each variant on your task, and bundle the fastest one that passes."""
     _quiet()
     from edgewise.optimize import OptimizeOptions
     from edgewise.optimize import optimize as run_optimize
-    from edgewise.report import terminal_table
+    from edgewise.report import search_table, terminal_table
 
     method_list = None
     if methods:
         sep = ";" if ";" in methods else ","
         method_list = [m.strip() for m in methods.split(sep) if m.strip()]
     opts = OptimizeOptions(model=model, device=device, task=task, methods=method_list, max_drop=max_drop, out=out,
-                           force=force, calib=calib, bench=not no_bench, max_tokens=max_tokens)
+                           force=force, calib=calib, bench=not no_bench, max_tokens=max_tokens, search=search,
+                           search_prune=_split(search_prune, ";"), search_quant=_split(search_quant),
+                           budget_minutes=budget_minutes)
     progress = RichProgress(err)
     try:
         result = run_optimize(opts, progress)
@@ -127,8 +139,17 @@ def optimize(
     console.print(f"report: {result.out / 'report.html'}\nreport.json: {result.out / 'report.json'}")
     if rec["name"]:
         console.print(f"bundle: {result.out / 'bundle'}  (edgewise run {result.out / 'bundle'} \"...\")")
+    if report.get("search"):
+        console.print(search_table(report))
     if as_json:
         print(json.dumps(report, indent=2, default=str))
+
+
+def _split(text: str | None, sep: str | None = None) -> list[str] | None:
+    if not text:
+        return None
+    sep = sep or (";" if ";" in text else ",")
+    return [t.strip() for t in text.split(sep) if t.strip()]
 
 
 def _parse_target(spec: str) -> tuple[str, str, str]:

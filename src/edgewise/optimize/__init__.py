@@ -44,6 +44,10 @@ class OptimizeOptions:
     bench: bool = True
     max_tokens: int = 64
     passes: int = 2
+    search: bool = False  # explore pruning x quantization x per-layer precision instead of a fixed list
+    search_prune: list[str] | None = None  # structured pruning specs; None: the default ladder
+    search_quant: list[str] | None = None  # quantization methods; None: the default set
+    budget_minutes: float | None = None  # stop the search when this much time has gone
 
 
 @dataclass
@@ -120,7 +124,12 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
     task = parse_task(opts.task or default_task_spec(source.task, edgewise_home() / "tasks"))
     check_model_fits(task, source.task, model_ref)
     gate: Gate = parse_gate(opts.max_drop)
-    methods = _method_list(opts, decoder)
+    if opts.search:
+        from edgewise.optimize.search import SearchSpace
+
+        space, methods = SearchSpace.from_options(opts, decoder), []
+    else:
+        space, methods = None, _method_list(opts, decoder)
     out = Path(opts.out) if opts.out else default_out(source.name)
     out = out.expanduser().absolute()
     _check_out(out, opts.force)
@@ -128,92 +137,20 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
     progress.info(f"{model_ref} · task {task.kind}:{task.path.name} · device {device.name} · gate: "
                   f"{gate.describe(task.primary)}")
 
-    # --- 2. compress --------------------------------------------------------------------------------------------
+    # --- 2-4. compress, evaluate against the full model, bench: a fixed method list, or a search ----------------
     ctx = CompressContext(source, calibration, say=progress.info)
-    results, skipped = [], []
-    progress.stage("compress", len(methods))
-    t0 = time.perf_counter()
-    from edgewise.compress import quantize
+    if opts.search:
+        from edgewise.optimize.search import run_search
 
-    for name, cfg in methods:
-        progress.step(f"{name}: {cfg.describe() if hasattr(cfg, 'describe') else type(cfg).__name__}")
-        try:
-            results.append(quantize(None, cfg, name=name, ctx=ctx))
-        except BackendUnavailableError as e:
-            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
-            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
-        except EdgewiseError as e:
-            if name == "fp32":
-                raise
-            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
-            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
-    compress_s = time.perf_counter() - t0
-
-    # --- 3. evaluate against the full model ---------------------------------------------------------------------
-    from edgewise.runtime import load_model
-
-    progress.stage("evaluate", len(results))
-    t0 = time.perf_counter()
-    rows: list[dict] = []
-    ref_result = next(r for r in results if r.name == "fp32")
-    ref_model = load_model(str(ref_result.path), backend=ref_result.backend)
-    ref_state = task.reference(ref_model)
-    for r in results:
-        progress.step(f"{r.name} on {task.kind}")
-        row = {"name": r.name, "method": r.method, "config": config_dict(r.config), "backend": r.backend,
-               "bits_per_weight": round(r.bits_per_weight, 3), "size_mb": round(r.size_mb, 2), "params": r.params,
-               "quantize_s": round(r.seconds, 1), "path": str(r.path), "notes": list(r.notes)}
-        try:
-            # llama.cpp runs its GGUF's own type; "fp32" is what the runtime accepts for "as shipped" there.
-            lm = ref_model if r is ref_result else load_model(str(r.path), backend=r.backend)
-            row["metrics"] = task.evaluate(lm, ref_state)
-            if lm is not ref_model:
-                del lm
-        except EdgewiseError as e:
-            row["metrics"], row["error"] = {}, str(e).splitlines()[0]
-        _free()
-        rows.append(row)
-    del ref_model, ref_state
-    _free()
-    evaluate_s = time.perf_counter() - t0
-    ref_metrics = rows[0]["metrics"] if rows and rows[0]["name"] == "fp32" else next(
-        r["metrics"] for r in rows if r["name"] == "fp32")
-
-    # --- 4. bench, each variant in its own process --------------------------------------------------------------
-    bench_s = 0.0
-    host_bw = None
-    if opts.bench:
-        from edgewise.bench import BenchSpec, bench_variant
-
-        progress.stage("bench", len(rows) + (1 if decoder else 0))
-        t0 = time.perf_counter()
-        if decoder:
-            from edgewise.devices import host_bandwidth_gbs
-
-            progress.step("memory bandwidth probe")
-            host_bw = host_bandwidth_gbs()
-        for row in rows:
-            progress.step(f"{row['name']} ({row['backend']}, {device.threads} threads)")
-            spec = BenchSpec(row["path"], row["backend"], "fp32", threads=device.threads, max_tokens=opts.max_tokens, passes=opts.passes)
-            b = bench_variant(spec, device, host_bw)
-            if "error" in b:
-                row["bench_error"] = b.pop("error")
-            row.update(b)
-        bench_s = time.perf_counter() - t0
+        m = run_search(opts, ctx, task, gate, device, progress, space)
+    else:
+        m = _measure_methods(opts, ctx, methods, task, device, progress)
+    results, rows, skipped, host_bw = m.results, m.rows, m.skipped, m.host_bw
+    ref_metrics = next(r["metrics"] for r in rows if r["name"] == "fp32")
 
     # --- 5. gate and recommendation -----------------------------------------------------------------------------
     for row in rows:
-        m = row.get("metrics") or {}
-        row["kld"] = m.get("kld")
-        row["same_top_token"] = m.get("same_top_token")
-        row["primary"] = m.get(task.primary)
-        row["relative_drop"] = (relative_drop(task, m[task.primary], ref_metrics[task.primary])
-                                if task.primary in m and task.primary in ref_metrics else None)
-        if row.get("error"):
-            row["passes_gate"], row["gate_reason"] = False, row["error"]
-        else:
-            row["passes_gate"], row["gate_reason"] = gate.check(row["relative_drop"], row["kld"])
-        row.setdefault("fits_device", None)
+        gate_row(row, task, ref_metrics, gate)
     best, why = recommend(rows)
     for row in rows:
         row["recommended"] = row is best
@@ -237,8 +174,10 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         "skipped": skipped,
         "recommendation": ({"name": best["name"], "reason": why, "bundle": "bundle"} if best else
                            {"name": None, "reason": why, "bundle": None}),
-        "timings_s": {"compress": round(compress_s, 1), "evaluate": round(evaluate_s, 1), "bench": round(bench_s, 1)},
+        "timings_s": {k: round(v, 1) for k, v in m.timings.items()},
     }
+    if m.search is not None:
+        report["search"] = m.search
 
     # --- 6. write everything into a temp folder, then rename it into place --------------------------------------
     progress.stage("write", 3 if best else 2)
@@ -274,6 +213,129 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return OptimizeResult(out=out, report=report, recommended=best, variants=rows)
+
+
+@dataclass
+class Measured:
+    """Steps 2-4 of a run: the built variants, their report rows, what was skipped, and how long each stage took."""
+
+    results: list
+    rows: list[dict]
+    skipped: list[dict]
+    timings: dict[str, float]
+    host_bw: float | None = None
+    search: dict | None = None
+
+
+def probe_bandwidth(progress: Progress) -> float:
+    from edgewise.devices import host_bandwidth_gbs
+
+    progress.step("memory bandwidth probe")
+    return host_bandwidth_gbs()
+
+
+def _measure_methods(opts: OptimizeOptions, ctx, methods, task, device, progress: Progress) -> Measured:
+    """Compress with every listed method, evaluate each against fp32, then bench each in its own process."""
+    decoder = ctx.kind == "decoder"
+    # --- 2. compress --------------------------------------------------------------------------------------------
+    results, skipped = [], []
+    progress.stage("compress", len(methods))
+    t0 = time.perf_counter()
+    from edgewise.compress import quantize
+
+    for name, cfg in methods:
+        progress.step(f"{name}: {cfg.describe() if hasattr(cfg, 'describe') else type(cfg).__name__}")
+        try:
+            results.append(quantize(None, cfg, name=name, ctx=ctx))
+        except BackendUnavailableError as e:
+            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
+            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
+        except EdgewiseError as e:
+            if name == "fp32":
+                raise
+            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
+            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
+    compress_s = time.perf_counter() - t0
+
+    # --- 3. evaluate against the full model ---------------------------------------------------------------------
+    from edgewise.runtime import load_model
+
+    progress.stage("evaluate", len(results))
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    ref_result = next(r for r in results if r.name == "fp32")
+    ref_model = load_model(str(ref_result.path), backend=ref_result.backend)
+    ref_state = task.reference(ref_model)
+    for r in results:
+        progress.step(f"{r.name} on {task.kind}")
+        rows.append(evaluate_variant(r, task, ref_model, ref_state, is_reference=r is ref_result))
+        _free()
+    del ref_model, ref_state
+    _free()
+    evaluate_s = time.perf_counter() - t0
+
+    # --- 4. bench, each variant in its own process --------------------------------------------------------------
+    bench_s = 0.0
+    host_bw = None
+    if opts.bench:
+        progress.stage("bench", len(rows) + (1 if decoder else 0))
+        t0 = time.perf_counter()
+        if decoder:
+            host_bw = probe_bandwidth(progress)
+        for row in rows:
+            progress.step(f"{row['name']} ({row['backend']}, {device.threads} threads)")
+            bench_row(row, device, host_bw, opts)
+        bench_s = time.perf_counter() - t0
+
+    return Measured(results, rows, skipped, {"compress": compress_s, "evaluate": evaluate_s, "bench": bench_s},
+                    host_bw)
+
+
+def evaluate_variant(r, task, ref_model, ref_state, is_reference: bool = False) -> dict:
+    """One variant's report row: what it is, and its quality on the task against the reference's state."""
+    from edgewise.compress import config_dict
+    from edgewise.runtime import load_model
+
+    row = {"name": r.name, "method": r.method, "config": config_dict(r.config), "backend": r.backend,
+           "bits_per_weight": round(r.bits_per_weight, 3), "size_mb": round(r.size_mb, 2), "params": r.params,
+           "quantize_s": round(r.seconds, 1), "path": str(r.path), "notes": list(r.notes)}
+    try:
+        # llama.cpp runs its GGUF's own type; "fp32" is what the runtime accepts for "as shipped" there.
+        lm = ref_model if is_reference else load_model(str(r.path), backend=r.backend)
+        row["metrics"] = task.evaluate(lm, ref_state)
+        del lm
+    except EdgewiseError as e:
+        row["metrics"], row["error"] = {}, str(e).splitlines()[0]
+    return row
+
+
+def bench_row(row: dict, device, host_bw: float | None, opts: "OptimizeOptions") -> None:
+    """Speed, memory and fit of one variant, measured in its own process; merged into the row."""
+    from edgewise.bench import BenchSpec, bench_variant
+
+    spec = BenchSpec(row["path"], row["backend"], "fp32", threads=device.threads, max_tokens=opts.max_tokens,
+                     passes=opts.passes)
+    b = bench_variant(spec, device, host_bw)
+    if "error" in b:
+        row["bench_error"] = b.pop("error")
+    row.update(b)
+
+
+def gate_row(row: dict, task, ref_metrics: dict, gate: Gate) -> None:
+    """The row's quality drop against the reference, and whether it passes the gate."""
+    from edgewise.evaluate import relative_drop
+
+    m = row.get("metrics") or {}
+    row["kld"] = m.get("kld")
+    row["same_top_token"] = m.get("same_top_token")
+    row["primary"] = m.get(task.primary)
+    row["relative_drop"] = (relative_drop(task, m[task.primary], ref_metrics[task.primary])
+                            if task.primary in m and task.primary in ref_metrics else None)
+    if row.get("error"):
+        row["passes_gate"], row["gate_reason"] = False, row["error"]
+    else:
+        row["passes_gate"], row["gate_reason"] = gate.check(row["relative_drop"], row["kld"])
+    row.setdefault("fits_device", None)
 
 
 def _version() -> str:

@@ -94,6 +94,7 @@ def render_html(report: dict, plots: dict[str, str]) -> str:
 {est}
 <h2>Trade-offs</h2>
 <div class="plots">{plot_html or '<p class="muted">No plottable variants.</p>'}</div>
+{search_html(report)}
 <h2>Methods</h2><ul>{methods}</ul>
 {'<h2>Notes</h2><ul>' + ''.join(notes) + '</ul>' if notes else ''}
 <h2>Run</h2><dl>{''.join(f'<dt>{_e(k)}</dt><dd>{_e(v)}</dd>' for k, v in meta)}</dl>
@@ -101,6 +102,45 @@ def render_html(report: dict, plots: dict[str, str]) -> str:
 in the Edgewise repository).</p>
 </body></html>
 """
+
+
+SEARCH_COLUMNS = ("recipe", "status", "MB est.", "drop", "tok/s", "MB", "gate", "time s", "why")
+
+
+def _search_cells(c: dict) -> list[str]:
+    def f(v, fmt):
+        return "–" if v is None else format(v, fmt)
+
+    gate = "–" if c.get("passes_gate") is None else ("pass" if c["passes_gate"] else "fail")
+    return [c["name"], c["status"], f(c.get("est_weights_mb"), ".0f"), f(c.get("relative_drop"), ".1%"),
+            f(c.get("generation_tps"), ".1f"), f(c.get("size_mb"), ".0f"), gate,
+            f(c.get("seconds", {}).get("total"), ".0f"), c.get("reason", "")]
+
+
+def search_html(report: dict) -> str:
+    s = report.get("search")
+    if not s:
+        return ""
+    head = "".join(f"<th>{_e(h)}</th>" for h in SEARCH_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in _search_cells(c)) + "</tr>" for c in s["candidates"])
+    return (f"<h2>Search</h2><p>{s['measured']} of {len(s['candidates'])} recipes measured in {s['elapsed_s']:.0f} s "
+            f"(stopped: <b>{_e(s['stopped'])}</b>; order: {_e(s['order'])}). Frontier (quality × tokens/s × size): "
+            f"<b>{_e(', '.join(s['frontier']) or '–')}</b>. Assumptions: {_e('; '.join(s['assumptions']))}.</p>"
+            f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+
+
+def search_table(report: dict):
+    """A rich Table of every recipe the search considered, measured or skipped, and why."""
+    from rich.table import Table
+
+    s = report["search"]
+    table = Table(title=f"search: {s['measured']} of {len(s['candidates'])} recipes measured, stopped: "
+                        f"{s['stopped']}, frontier: {', '.join(s['frontier']) or '–'}")
+    for i, h in enumerate(SEARCH_COLUMNS):
+        table.add_column(h, justify="left" if i in (0, 1, 8) else "right", no_wrap=i != 8)
+    for c in s["candidates"]:
+        table.add_row(*_search_cells(c), style="dim" if c["status"] != "measured" else None)
+    return table
 
 
 def write_report(report: dict, out: Path) -> dict[str, Path]:
@@ -128,4 +168,4 @@ def terminal_table(report: dict):
     return table
 
 
-__all__ = ["write_report", "render_html", "terminal_table", "columns", "write_plots"]
+__all__ = ["write_report", "render_html", "terminal_table", "search_table", "columns", "write_plots"]

@@ -87,4 +87,58 @@ def write_plots(report: dict, out: Path) -> dict[str, str]:
     p = _plot(rows, speed_key, label, False, report, out / "pareto-speed.png")
     if p:
         made["speed"] = p.name
+    if report.get("search"):
+        p = search_plot(report, out)
+        if p:
+            made["search"] = p.name
     return made
+
+
+def search_plot(report: dict, out: Path) -> Path | None:
+    """The search's frontier: quality against tokens/s, marker area by size, every measured recipe a point, the
+    quality x speed x size frontier ringed, the chosen recipe a star, the gate a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["variants"] if r.get("generation_tps") and r.get("primary") is not None
+            and not r.get("error")]
+    if not rows:
+        return None
+    task, gate = report["task"], report["gate"]
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=110)
+    smax = max(r["size_mb"] for r in rows)
+    for r in rows:
+        area = 30 + 400 * r["size_mb"] / smax
+        color = "#2b8a3e" if r.get("passes_gate") and r.get("fits_device") is not False else "#c92a2a"
+        if r.get("recommended"):
+            ax.scatter([r["generation_tps"]], [r["primary"]], s=area * 1.6, marker="*", color=color, zorder=4,
+                       edgecolors="black", linewidths=0.8)
+        else:
+            ax.scatter([r["generation_tps"]], [r["primary"]], s=area, color=color, alpha=0.75, zorder=3,
+                       edgecolors="black" if r.get("on_frontier") else "white",
+                       linewidths=1.6 if r.get("on_frontier") else 0.6)
+        ax.annotate(f"{r['name']} ({r['size_mb']:.0f} MB)", (r["generation_tps"], r["primary"]),
+                    textcoords="offset points", xytext=(7, 4), fontsize=7.5)
+    ref = next((r for r in rows if r["name"] == report["reference"]), None)
+    if ref and gate.get("max_drop") is not None:
+        d = gate["max_drop"] * abs(ref["primary"])
+        ax.axhline(ref["primary"] + (-d if task["higher_is_better"] else d), color="#c92a2a", ls="--", lw=0.9,
+                   label=f"gate ({gate['max_drop']:.0%} drop)")
+    ax.scatter([], [], s=60, color="white", edgecolors="black", linewidths=1.6, label="on the frontier "
+               "(quality × tokens/s × size)")
+    ax.scatter([], [], s=90, marker="*", color="#2b8a3e", edgecolors="black", label="chosen")
+    s = report.get("search") or {}
+    ax.set_title(f"search: {s.get('measured', len(rows))} of {len(s.get('candidates', []))} recipes measured, "
+                 f"stopped: {s.get('stopped', '?')} — {report['model']['name']}", fontsize=9.5)
+    ax.set_xlabel("generation tokens/s (measured here, device threads)")
+    ax.set_ylabel(f"{task['primary']} ({'higher' if task['higher_is_better'] else 'lower'} is better)")
+    ax.grid(True, alpha=0.25)
+    ax.margins(x=0.18, y=0.15)
+    ax.legend(fontsize=7.5, loc="best", frameon=False)
+    fig.tight_layout()
+    path = out / "search-frontier.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path

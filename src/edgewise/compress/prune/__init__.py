@@ -249,8 +249,10 @@ def prune(model, config: PruneConfig, *, calibration: Calibration | None = None,
                     f"{rec.steps} distillation steps from the unpruned model")
                 work = edgewise_home() / "prune-work" / out.name.lstrip(".")
                 info["recovery"] = _recover(rec, str(folder), raw, out, work, calibration, dtype, threads, progress)
-                shutil.rmtree(work, ignore_errors=True)
         finally:
+            # Recovery is minutes, not hours: a failed one starts over, so its checkpoints are not kept.
+            if rec:
+                shutil.rmtree(edgewise_home() / "prune-work" / out.name.lstrip("."), ignore_errors=True)
             if raw != out:
                 shutil.rmtree(raw, ignore_errors=True)
         if info.get("sparsity"):

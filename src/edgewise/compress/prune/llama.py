@@ -180,9 +180,15 @@ def block_scores(model, stats: Stats | None, sal: dict | None) -> np.ndarray:
 
 def mlp_keep_width(width: int, fraction: float) -> int:
     keep = width - round(width * fraction)
+    step = 1
     if width % MLP_MULTIPLE == 0:
+        step = MLP_MULTIPLE
         keep = max(MLP_MULTIPLE, int(round(keep / MLP_MULTIPLE)) * MLP_MULTIPLE)
-    return max(1, min(width, keep))
+    keep = max(1, min(width, keep))
+    if fraction and keep >= width:
+        raise EdgewiseError(f"mlp={fraction:g} removes no neuron once the width ({width}) is rounded to a multiple of "
+                            f"{step}: the smallest step is mlp={step / width:.3g}")
+    return keep
 
 
 def heads_removed_per_group(cfg, fraction: float) -> int:
@@ -193,6 +199,28 @@ def heads_removed_per_group(cfg, fraction: float) -> int:
                             f"group, so the smallest step is heads={1 / group:.3g}"
                             + (" (and it has one head per group: head pruning cannot apply)" if group == 1 else ""))
     return m
+
+
+def pruned_param_count(cfg: dict, prune=None) -> int:
+    """Parameters of a Llama config (a config.json dict) after `prune` (a Structured config, or None), computed
+    from the shapes alone so a search can rank recipes before building any of them."""
+    from types import SimpleNamespace
+
+    c = SimpleNamespace(**cfg)
+    h, inter, layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    heads, kv = c.num_attention_heads, c.num_key_value_heads
+    hd = cfg.get("head_dim") or h // heads
+    if prune is not None:
+        if getattr(prune, "mlp", 0):
+            inter = mlp_keep_width(inter, prune.mlp)
+        if getattr(prune, "heads", 0):
+            heads -= kv * heads_removed_per_group(c, prune.heads)
+        layers -= blocks_removed(layers, getattr(prune, "blocks", 0.0))
+    bias = hd * (heads + 2 * kv) + h if cfg.get("attention_bias") else 0
+    bias += 2 * inter + h if cfg.get("mlp_bias") else 0
+    per_layer = h * hd * (2 * heads + 2 * kv) + bias + 3 * h * inter + 2 * h
+    embed = c.vocab_size * h * (1 if cfg.get("tie_word_embeddings", False) else 2)  # LlamaConfig's default
+    return int(embed + layers * per_layer + h)
 
 
 def blocks_removed(n_layers: int, fraction: float) -> int:

@@ -1,0 +1,335 @@
+"""`edgewise optimize --search`: an accuracy-aware, device-aware search over compression recipes.
+
+A recipe is (structured pruning or none) x (a quantization method, where `mixed` is the per-layer precision
+choice). Like Intel Neural Compressor's accuracy-aware tuning, quality is a constraint (the gate, e.g. a 5% drop)
+and the search looks for the cheapest recipe that meets it; unlike it, cost has two axes (tokens/s and size,
+measured on the target device's thread count and checked against its memory) and the whole Pareto frontier of
+quality x tokens/s x size is kept and reported.
+
+Order and early stop. Recipes are tried most compressed first (fewest estimated bytes of weights). Two recipes
+are ordered by compression when one prunes at least as much of every unit kind and stores weights in no more bits:
+such a recipe is no larger and, as decode reads every weight once per token, no slower. So once a recipe passes
+the gate and fits the device, every recipe it is at least as compressed as is dominated: it cannot be faster or
+smaller, and it can only buy quality the gate already accepts. The search skips those without building them, so
+it ends as soon as nothing undominated is left, and it also stops at the time budget.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgewise.errors import EdgewiseError
+
+DEFAULT_PRUNE = ("none", "structured:mlp=0.25", "structured:mlp=0.25,blocks=0.1")
+DEFAULT_QUANT = ("int8", "int4-gptq", "mixed", "int4")  # equal-cost ties go to the first listed (GPTQ before RTN)
+UNITS = ("mlp", "heads", "blocks")
+
+
+def nominal_bits(cfg) -> float:
+    """Bits per stored weight a quantization config aims at (its cost rank; measured bpw goes in the report)."""
+    from edgewise.compress.configs import Fp32, Gptq, Int4WeightOnly, Int8WeightOnly, MixedPrecision
+
+    if isinstance(cfg, Fp32):
+        return 32.0
+    if isinstance(cfg, Int8WeightOnly):
+        return 8.0
+    if isinstance(cfg, Int4WeightOnly):
+        return 4.0
+    if isinstance(cfg, Gptq):
+        return float(cfg.bits)
+    if isinstance(cfg, MixedPrecision):
+        return float(cfg.budget_bpw) if cfg.budget_bpw else nominal_bits(cfg.high)
+    qtype = getattr(cfg, "qtype", None)  # llama.cpp types
+    if qtype:
+        return {"Q8_0": 8.5, "Q6_K": 6.56, "Q4_K_M": 4.89, "Q4_0": 4.5}.get(qtype, 8.0)
+    raise EdgewiseError(f"the search cannot rank {type(cfg).__name__}: use int8, int4, int4-gptq, mixed or q4_k_m")
+
+
+@dataclass
+class Candidate:
+    prune_spec: str | None
+    quant_spec: str
+    prune_cfg: object | None
+    quant_name: str
+    quant_cfg: object
+    params: int  # parameters after pruning, from the config arithmetic (exact for Llama)
+    status: str = "pending"  # measured | dominated | budget | error
+    reason: str = ""
+    seconds: dict = field(default_factory=dict)
+    row: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.quant_name if self.prune_cfg is None else f"{self.prune_cfg.label}+{self.quant_name}"
+
+    @property
+    def prune_vec(self) -> tuple[float, ...]:
+        return tuple(float(getattr(self.prune_cfg, u, 0.0)) if self.prune_cfg else 0.0 for u in UNITS)
+
+    @property
+    def bits(self) -> float:
+        return nominal_bits(self.quant_cfg)
+
+    @property
+    def est_mb(self) -> float:
+        return self.params * self.bits / 8 / 1e6
+
+    def at_least_as_compressed_as(self, other: "Candidate") -> bool:
+        return all(a >= b for a, b in zip(self.prune_vec, other.prune_vec)) and self.bits <= other.bits
+
+    def as_dict(self) -> dict:
+        from edgewise.compress.configs import config_dict
+
+        r = self.row or {}
+        return {"name": self.name, "prune": self.prune_spec, "quant": self.quant_spec,
+                "prune_config": config_dict(self.prune_cfg) if self.prune_cfg else None,
+                "params": self.params, "nominal_bits": self.bits, "est_weights_mb": round(self.est_mb, 2),
+                "status": self.status, "reason": self.reason,
+                "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+                "relative_drop": r.get("relative_drop"), "primary": r.get("primary"),
+                "generation_tps": r.get("generation_tps"), "throughput_per_s": r.get("throughput_per_s"),
+                "size_mb": r.get("size_mb"), "peak_rss_mb": r.get("peak_rss_mb"),
+                "passes_gate": r.get("passes_gate"), "fits_device": r.get("fits_device")}
+
+
+@dataclass
+class SearchSpace:
+    prune: list[tuple[str | None, object | None]]
+    quant: list[tuple[str, str, object]]  # (spec, variant name, config)
+    budget_minutes: float | None
+
+    @classmethod
+    def from_options(cls, opts, decoder: bool) -> "SearchSpace":
+        from edgewise.compress import parse_method
+        from edgewise.compress.prune import Structured, parse_prune
+
+        if opts.methods:
+            raise EdgewiseError("--search picks the methods itself: drop --methods, or use --search-quant to set "
+                                "the quantization methods it tries")
+        if not decoder:
+            raise EdgewiseError("--search explores pruning of language models: for an encoder, list --methods")
+        if opts.budget_minutes is not None and not opts.budget_minutes > 0:
+            raise EdgewiseError(f"--budget-minutes must be > 0, got {opts.budget_minutes!r}")
+        prune = []
+        for spec in (opts.search_prune or DEFAULT_PRUNE):
+            spec = spec.strip()
+            if spec.lower() in ("none", "", "0"):
+                prune.append((None, None))
+                continue
+            cfg = parse_prune(spec)
+            if not isinstance(cfg, Structured):
+                raise EdgewiseError(f"--search-prune {spec!r}: the search tries structured pruning only; unstructured "
+                                    "zeros give no speed on dense CPU runtimes (use `edgewise prune` for them)")
+            prune.append((spec, cfg))
+        quant = []
+        for spec in (opts.search_quant or DEFAULT_QUANT):
+            name, cfg = parse_method(spec)
+            if name == "fp32":
+                continue  # the reference is always measured
+            nominal_bits(cfg)  # rejects what the search cannot rank
+            quant.append((spec, name, cfg))
+        if not quant:
+            raise EdgewiseError("--search-quant lists no quantization method: add int8, int4-gptq, mixed or int4")
+        for kind, items in (("--search-prune", [p for p, _ in prune]), ("--search-quant", [q for _, q, _ in quant])):
+            dup = {x for x in items if items.count(x) > 1}
+            if dup:
+                raise EdgewiseError(f"{kind} lists {sorted(map(str, dup))[0]!r} twice: list each once")
+        return cls(prune, quant, opts.budget_minutes)
+
+    def candidates(self, base_config: dict) -> list[Candidate]:
+        from edgewise.compress.prune.llama import pruned_param_count
+
+        out = []
+        for p_spec, p_cfg in self.prune:
+            params = pruned_param_count(base_config, p_cfg)
+            for i, (q_spec, q_name, q_cfg) in enumerate(self.quant):
+                out.append(Candidate(p_spec, q_spec, p_cfg, q_name, q_cfg, params))
+        order = {q_spec: i for i, (q_spec, _, _) in enumerate(self.quant)}
+        # Most compressed first; among equal estimated bytes, the order the user listed the methods in.
+        out.sort(key=lambda c: (c.est_mb, order[c.quant_spec], c.prune_vec))
+        return out
+
+
+def pareto(rows: list[dict], higher_is_better: bool, speed_key: str) -> list[dict]:
+    """Rows no other row beats on all of quality, speed and size (and strictly on one)."""
+    def vec(r):
+        q = r["primary"] if higher_is_better else -r["primary"]
+        return (q, r[speed_key], -r["size_mb"])
+
+    pts = [r for r in rows if r.get("primary") is not None and r.get(speed_key) and r.get("size_mb") is not None
+           and not r.get("error")]
+    front = []
+    for r in pts:
+        a = vec(r)
+        if not any(all(x >= y for x, y in zip(vec(o), a)) and vec(o) != a for o in pts if o is not r):
+            front.append(r)
+    return front
+
+
+@dataclass
+class _Prepared:
+    ctx: object
+    seconds: float
+
+
+def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | None = None):
+    """Measure the fp32 reference, then recipes in order until one dominates what is left or time runs out."""
+    from edgewise.compress import CompressContext, quantize
+    from edgewise.compress.prune import prune
+    from edgewise.export.hf_folder import hf_folder_for
+    from edgewise.models import load
+    from edgewise.optimize import Measured, bench_row, evaluate_variant, gate_row, probe_bandwidth
+    from edgewise.runtime import load_model
+
+    space = space or SearchSpace.from_options(opts, decoder=True)
+    t_start = time.perf_counter()
+    budget_s = space.budget_minutes * 60 if space.budget_minutes else None
+    base_cfg = json.loads((hf_folder_for(ctx.source) / "config.json").read_text())
+    cands = space.candidates(base_cfg)
+    timings = {"prune": 0.0, "compress": 0.0, "evaluate": 0.0, "bench": 0.0}
+    progress.stage("search", len(cands) + 1)
+
+    # The reference: fp32, unpruned. Its state is what every candidate's quality is measured against.
+    from edgewise.compress.configs import Fp32
+
+    progress.step("fp32 reference")
+    t0 = time.perf_counter()
+    ref = quantize(None, Fp32(), name="fp32", ctx=ctx)
+    timings["compress"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref_model = load_model(str(ref.path), backend=ref.backend)
+    ref_state = task.reference(ref_model)
+    ref_row = evaluate_variant(ref, task, ref_model, ref_state, is_reference=True)
+    timings["evaluate"] += time.perf_counter() - t0
+    host_bw = None
+    if opts.bench:
+        t0 = time.perf_counter()
+        host_bw = probe_bandwidth(progress)
+        bench_row(ref_row, device, host_bw, opts)
+        timings["bench"] += time.perf_counter() - t0
+    ref_metrics = ref_row["metrics"]
+    gate_row(ref_row, task, ref_metrics, gate)
+    ref_row["search_status"] = "reference"
+    results, rows, skipped = [ref], [ref_row], []
+    contexts: dict[str | None, _Prepared] = {None: _Prepared(ctx, 0.0)}
+    winners: list[Candidate] = []
+    stopped = "exhausted"
+
+    for cand in cands:
+        if cand.status != "pending":
+            continue
+        elapsed = time.perf_counter() - t_start
+        if budget_s is not None and elapsed >= budget_s:
+            stopped = "budget"
+            for c in cands:
+                if c.status == "pending":
+                    c.status, c.reason = "budget", f"time budget of {space.budget_minutes:g} min used up"
+            break
+        dom = next((w for w in winners if w.at_least_as_compressed_as(cand)), None)
+        if dom is not None:
+            cand.status, cand.reason = "dominated", f"{dom.name} passes, fits, and is at least as compressed"
+            continue
+        progress.step(f"{cand.name} (~{cand.est_mb:.0f} MB of weights)")
+        t_c = time.perf_counter()
+        try:
+            if cand.prune_spec not in contexts:
+                t0 = time.perf_counter()
+                pr = prune(ctx.source, cand.prune_cfg, calibration=ctx.calibration, say=progress.info,
+                           threads=ctx.threads)
+                pctx = CompressContext(load(str(pr.path)), ctx.calibration, ctx.threads, say=progress.info)
+                contexts[cand.prune_spec] = _Prepared(pctx, time.perf_counter() - t0)
+                timings["prune"] += time.perf_counter() - t0
+                cand.seconds["prune"] = time.perf_counter() - t0
+            prep = contexts[cand.prune_spec]
+            t0 = time.perf_counter()
+            qr = quantize(None, cand.quant_cfg, name=cand.name, ctx=prep.ctx)
+            cand.seconds["compress"] = time.perf_counter() - t0
+            timings["compress"] += cand.seconds["compress"]
+            t0 = time.perf_counter()
+            row = evaluate_variant(qr, task, ref_model, ref_state)
+            gc.collect()
+            cand.seconds["evaluate"] = time.perf_counter() - t0
+            timings["evaluate"] += cand.seconds["evaluate"]
+            if opts.bench and not row.get("error"):
+                t0 = time.perf_counter()
+                bench_row(row, device, host_bw, opts)
+                cand.seconds["bench"] = time.perf_counter() - t0
+                timings["bench"] += cand.seconds["bench"]
+        except EdgewiseError as e:
+            cand.status, cand.reason = "error", str(e).splitlines()[0]
+            cand.seconds["total"] = time.perf_counter() - t_c
+            skipped.append({"name": cand.name, "reason": cand.reason})
+            progress.info(f"{cand.name}: {cand.reason}")
+            continue
+        gate_row(row, task, ref_metrics, gate)
+        row["search_status"] = "measured"
+        row["prune"] = cand.prune_spec
+        if cand.prune_cfg is not None:
+            row["method"] = f"{cand.prune_cfg.describe()}, then {row['method']}"
+            row["params"] = cand.params
+        cand.row, cand.status = row, "measured"
+        cand.seconds["total"] = time.perf_counter() - t_c
+        row["search_seconds"] = round(cand.seconds["total"], 1)
+        results.append(qr)
+        rows.append(row)
+        ok = row["passes_gate"] and row.get("fits_device") is not False
+        cand.reason = "passes the gate" + (" and fits" if row.get("fits_device") else "") if ok else row["gate_reason"]
+        if ok:
+            winners.append(cand)
+        progress.info(f"{cand.name}: {'passes' if ok else 'fails'} ({cand.reason}), "
+                      f"{cand.seconds['total']:.0f} s")
+    del ref_model, ref_state
+    gc.collect()
+    violations = _check_cost_assumption(cands, ref, ref_row, base_cfg) if opts.bench else []
+    for v in violations:
+        progress.info(f"note: {v}")
+    if stopped != "budget" and any(c.status == "dominated" for c in cands):
+        stopped = "dominated"  # what was left could not beat a passing recipe, so it was never built
+
+    speed_key = "generation_tps" if opts.bench else None
+    front = pareto(rows, task.higher_is_better, speed_key) if speed_key else []
+    front_names = {r["name"] for r in front}
+    for r in rows:
+        r["on_frontier"] = r["name"] in front_names
+    info = {
+        "space": {"prune": [p or "none" for p, _ in space.prune], "quant": [q for q, _, _ in space.quant]},
+        "order": "most compressed first (estimated weight bytes), equal cost in the listed method order",
+        "budget_minutes": space.budget_minutes,
+        "stopped": stopped,
+        "elapsed_s": round(time.perf_counter() - t_start, 1),
+        "candidates": [c.as_dict() for c in cands],
+        "frontier": [r["name"] for r in front],
+        "measured": sum(c.status == "measured" for c in cands),
+        "assumptions": ["cost is monotone in compression: pruning more units or storing fewer bits never makes "
+                        "a model larger or slower"],
+        # Where measurement contradicts that assumption (a small model, a noisy machine), say so.
+        "assumption_violations": violations,
+    }
+    progress.info(f"search: {info['measured']} of {len(cands)} recipes measured, stopped: {stopped}, "
+                  f"frontier: {', '.join(info['frontier']) or '-'}")
+    return Measured(results, rows, skipped, timings, host_bw, info)
+
+
+def _check_cost_assumption(cands: list[Candidate], ref, ref_row: dict, base_cfg: dict) -> list[str]:
+    """Measured pairs where the more compressed recipe ran >10% slower or was larger than the less compressed one."""
+    from edgewise.compress.configs import Fp32
+    from edgewise.compress.prune.llama import pruned_param_count
+
+    ref_c = Candidate(None, "fp32", None, "fp32", Fp32(), pruned_param_count(base_cfg), "measured", row=ref_row)
+    done = [ref_c] + [c for c in cands if c.status == "measured"]
+    out = []
+    for a in done:
+        for b in done:
+            if a is b or not a.at_least_as_compressed_as(b) or b.at_least_as_compressed_as(a):
+                continue
+            ta, tb = a.row.get("generation_tps"), b.row.get("generation_tps")
+            if ta and tb and ta < 0.9 * tb:
+                out.append(f"{a.name} is more compressed than {b.name} but ran slower ({ta:.1f} vs {tb:.1f} tokens/s)")
+            if a.row.get("size_mb", 0) > b.row.get("size_mb", float("inf")):
+                out.append(f"{a.name} is more compressed than {b.name} but larger ({a.row['size_mb']:.1f} vs "
+                           f"{b.row['size_mb']:.1f} MB)")
+    return out
