@@ -159,3 +159,22 @@ def test_cli_distils_from_flags_and_rejects_missing_ones(teacher_dir, data_file,
     main(["distill", "--teacher", str(teacher_dir), "--student-config", str(student), "--data", str(data_file),
           "--out", str(out), "--steps", "3", "--seq-len", "32", "--batch", "2", "--threads", "1"])
     assert json.loads((out / "distill.json").read_text())["steps"] == 3
+
+
+def test_kd_loss_with_the_teachers_normaliser_is_exact_for_a_top_k_slice():
+    # A flat teacher over 500 tokens: its top-8 hold a small share of the mass. Renormalising those 8 would give a
+    # student identical to its teacher a large KL; with the teacher's logsumexp the tail is one more bucket and the
+    # KL is zero, and it grows when the student moves away.
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 500) * 0.3
+    labels = torch.randint(0, 500, (2, 5))
+    T = 2.0
+    vals, idx = logits.topk(8, dim=-1)
+    lse = torch.logsumexp(logits / T, dim=-1)
+    has = torch.tensor([True, True])
+    _, _, kl_exact = kd_loss(logits, labels, vals, idx.int(), has, 0.5, T, lse)
+    _, _, kl_renorm = kd_loss(logits, labels, vals, idx.int(), has, 0.5, T)
+    assert float(kl_exact) == pytest.approx(0.0, abs=1e-4)
+    assert float(kl_renorm) > 1.0  # the floor the old loss had
+    _, _, kl_moved = kd_loss(logits + torch.randn_like(logits), labels, vals, idx.int(), has, 0.5, T, lse)
+    assert float(kl_moved) > 0.01

@@ -126,20 +126,22 @@ def windows(stream: np.ndarray, seq_len: int) -> np.ndarray:
 class TeacherCache:
     """Top-k teacher logits (over the student vocabulary) for a fixed set of windows, filled incrementally.
 
-    vals: (W, S, k) float16 raw logits; idx: (W, S, k) int32 student ids; `done` counts filled windows, so a
-    killed fill resumes where it stopped.
+    vals: (W, S, k) float16 raw logits; idx: (W, S, k) int32 student ids; lse: (W, S) float32 logsumexp of the
+    logits at the KD temperature; `done` counts filled windows, so a killed fill resumes where it stopped.
     """
 
-    def __init__(self, folder: Path, window_ids: np.ndarray, seq_len: int, k: int):
-        self.folder, self.window_ids, self.k = folder, window_ids, k
+    def __init__(self, folder: Path, window_ids: np.ndarray, seq_len: int, k: int, temperature: float = 1.0):
+        self.folder, self.window_ids, self.k, self.temperature = folder, window_ids, k, temperature
         folder.mkdir(parents=True, exist_ok=True)
         shape = (len(window_ids), seq_len, k)
-        meta = {"windows": window_ids.tolist(), "seq_len": seq_len, "k": k}
+        # v2 adds lse: the teacher's full log-normaliser at the KD temperature, so the loss knows the tail's mass.
+        meta = {"windows": window_ids.tolist(), "seq_len": seq_len, "k": k, "temperature": temperature, "v": 2}
         meta_path = folder / "meta.json"
         fresh = not meta_path.exists() or json.loads(meta_path.read_text()) != meta
         mode = "w+" if fresh else "r+"
         self.vals = np.lib.format.open_memmap(folder / "vals.npy", mode=mode, dtype=np.float16, shape=shape)
         self.idx = np.lib.format.open_memmap(folder / "idx.npy", mode=mode, dtype=np.int32, shape=shape)
+        self.lse = np.lib.format.open_memmap(folder / "lse.npy", mode=mode, dtype=np.float32, shape=shape[:2])
         if fresh:
             atomic_write_text(folder / "done", "0")
             atomic_write_text(meta_path, json.dumps(meta))
@@ -156,8 +158,9 @@ class TeacherCache:
             with torch.inference_mode():
                 logits = teacher(input_ids=vmap[x]).logits.float()[..., vmap]  # (B, S, V_student)
                 v, i = logits.topk(self.k, dim=-1)
-            self.vals[rows], self.idx[rows] = v.half().numpy(), i.int().numpy()
-            self.vals.flush(), self.idx.flush()
+                lse = torch.logsumexp(logits / self.temperature, dim=-1)
+            self.vals[rows], self.idx[rows], self.lse[rows] = v.half().numpy(), i.int().numpy(), lse.numpy()
+            self.vals.flush(), self.idx.flush(), self.lse.flush()
             self.done = rows.stop
             atomic_write_text(self.folder / "done", str(self.done))
             on_batch(rows.stop - rows.start)
