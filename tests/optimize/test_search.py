@@ -137,3 +137,19 @@ def test_bad_search_options_fail_before_any_model_work(tiny_llama_dir, tmp_path,
 def test_search_on_an_encoder_is_refused(tiny_bert_dir, tmp_path):
     with pytest.raises(EdgewiseError, match="encoder"):
         optimize(OptimizeOptions(model=str(tiny_bert_dir), search=True, out=tmp_path / "o"))
+
+
+def test_a_recipe_that_does_not_fit_the_device_dominates_nothing(tiny_llama_dir, tmp_path):
+    from edgewise.devices.profiles import FIGURES, DeviceProfile
+
+    # 5 MB of usable memory: every recipe passes the gate and none fits, so none may stop the search.
+    thimble = DeviceProfile(name="thimble", description="a device too small for anything", cores=1, ram_gb=0.01,
+                            usable_ram_gb=0.005, storage_gb=1, bandwidth_gbs=1, bandwidth_kind="spec-peak",
+                            sources={f: "test fixture" for f in FIGURES})
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), device=thimble, search=True, search_prune=PRUNE,
+                                   search_quant=["int4"], max_drop="900%", out=tmp_path / "o", max_tokens=8,
+                                   passes=1))
+    s = res.report["search"]
+    assert s["measured"] == 2 and s["stopped"] == "exhausted"
+    assert all(c["passes_gate"] and c["fits_device"] is False for c in s["candidates"])
+    assert res.report["recommendation"]["name"] is None and res.report["device"]["name"] == "thimble"

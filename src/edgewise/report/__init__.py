@@ -112,8 +112,8 @@ def _search_cells(c: dict) -> list[str]:
         return "–" if v is None else format(v, fmt)
 
     gate = "–" if c.get("passes_gate") is None else ("pass" if c["passes_gate"] else "fail")
-    return [c["name"], c["status"], f(c.get("est_weights_mb"), ".0f"), f(c.get("relative_drop"), ".1%"),
-            f(c.get("generation_tps"), ".1f"), f(c.get("size_mb"), ".0f"), gate,
+    return [c["name"], c["status"], f(c.get("est_weights_mb"), ".1f"), f(c.get("relative_drop"), ".1%"),
+            f(c.get("generation_tps"), ".1f"), f(c.get("size_mb"), ".1f"), gate,
             f(c.get("seconds", {}).get("total"), ".0f"), c.get("reason", "")]
 
 
