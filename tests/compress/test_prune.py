@@ -286,3 +286,9 @@ def test_second_call_is_cached(llama4_dir, tmp_path, monkeypatch):
     assert again.path == first.path and other.path != first.path
     assert str(first.path).startswith(str(tmp_path / "home" / "artifacts"))
     assert again.as_dict() == first.as_dict()
+
+
+def test_recovery_data_in_a_spec_string():
+    r = parse_prune("structured:mlp=0.5,recover_data=corpus:austen+notes.txt,recover_steps=3").recovery
+    assert r.data == ("corpus:austen", "notes.txt") and r.steps == 3
+    assert parse_prune("structured:mlp=0.5,recover_data=calib").recovery.data is None  # the calibration text

@@ -127,12 +127,13 @@ class Wanda:
 
 PruneConfig = Structured | Magnitude | Wanda
 PRUNE_METHODS = {"structured": Structured, "magnitude": Magnitude, "wanda": Wanda}
-RECOVERY_KEYS = {"recover_steps": "steps", "recover_lr": "lr", "recover_batch": "batch"}
+RECOVERY_KEYS = {"recover_steps": "steps", "recover_lr": "lr", "recover_batch": "batch", "recover_data": "data"}
 
 
 def parse_prune(spec: str):
     """`structured:mlp=0.25,blocks=0.1,recover_steps=50`, `wanda:sparsity=0.5`, `structured:...,recover_steps=0`
-    (no recovery) -> config."""
+    (no recovery), `structured:...,recover_data=corpus:austen+my.txt` ('+' between entries; `calib` = the
+    calibration text) -> config."""
     from edgewise.compress.configs import _value
 
     name, _, args = spec.strip().partition(":")
@@ -145,7 +146,10 @@ def parse_prune(spec: str):
         if not eq:
             raise EdgewiseError(f"pruning option {part!r} in {spec!r}: write key=value, e.g. structured:mlp=0.25")
         key = key.strip()
-        if key in RECOVERY_KEYS and name == "structured":
+        if key == "recover_data" and name == "structured":
+            items = tuple(x.strip() for x in val.split("+") if x.strip())
+            recovery["data"] = None if items == ("calib",) else items
+        elif key in RECOVERY_KEYS and name == "structured":
             recovery[RECOVERY_KEYS[key]] = _value(val.strip())
         else:
             kwargs[key] = _value(val.strip())
