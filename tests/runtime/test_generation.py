@@ -102,3 +102,15 @@ def test_unknown_backend_and_precision(tiny_llama_dir):
         load_model(str(tiny_llama_dir), backend="tpu")
     with pytest.raises(EdgewiseError, match="precision"):
         load_model(str(tiny_llama_dir), precision="int3")
+
+
+def test_ignore_eos_decodes_the_full_count(tiny_models, monkeypatch):
+    # Make the model's first greedy token an end-of-sequence id: a normal run stops at once, a benchmark run
+    # (ignore_eos) still decodes max_tokens, so every variant is timed over the same number of tokens.
+    m = tiny_models["ort"]
+    first = generate(m, "To be", GenerationConfig(max_tokens=1)).token_ids[0]
+    monkeypatch.setattr(m.tokenizer, "eos_ids", {first})
+    stopped = generate(m, "To be", GenerationConfig(max_tokens=6))
+    assert stopped.finish_reason == "stop" and stopped.generation_tokens <= 1
+    full = generate(m, "To be", GenerationConfig(max_tokens=6, ignore_eos=True))
+    assert full.finish_reason == "length" and full.generation_tokens == 6

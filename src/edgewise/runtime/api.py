@@ -106,7 +106,7 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
                 t_first = now
                 prompt_tps = len(ids) / max(now - t0, 1e-9)
             finish = None
-            if tid in tok.eos_ids:
+            if tid in tok.eos_ids and not cfg.ignore_eos:
                 finish = "stop"
             else:
                 out_ids.append(tid)
