@@ -191,7 +191,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     base_cfg = json.loads((hf_folder_for(ctx.source) / "config.json").read_text())
     cands = space.candidates(base_cfg)
     timings = {"prune": 0.0, "compress": 0.0, "evaluate": 0.0, "bench": 0.0}
-    progress.stage("search", len(cands) + 1)
+    progress.stage("search", len(cands) + 1 + (1 if opts.bench else 0))  # + the reference and the bandwidth probe
 
     # The reference: fp32, unpruned. Its state is what every candidate's quality is measured against.
     from edgewise.compress.configs import Fp32
