@@ -78,14 +78,14 @@ def main() -> None:
         rows.append({"model": m, "generation_tps": statistics.median(x["generation_tps"] for x in runs[m]),
                      "speedup": statistics.median(ratios), "speedup_rounds": [round(x, 3) for x in ratios],
                      "prompt_speedup": statistics.median(p_ratios) if p_ratios else None,
-                     "size_mb": last.get("size_mb"), "peak_rss_mb": last.get("peak_rss_mb"),
-                     "bits_per_weight": last.get("bits_per_weight"), "params": last.get("params"),
+                     "weights_mb_per_token": (last.get("weight_bytes_per_token") or 0) / 1e6,
+                     "peak_rss_mb": last.get("peak_rss_mb"), "decode_p50_ms": last.get("decode_p50_ms"),
                      **({"quality": q[m]} if m in q else {})})
-    print(f"{'model':<48} {'tok/s':>7} {'speed-up':>9} {'prompt':>7} {'MB':>7} {'ppl':>8} {'drop':>7} {'KLD':>6}")
+    print(f"{'model':<48} {'tok/s':>7} {'speed-up':>9} {'prompt':>7} {'MB/tok':>7} {'ppl':>8} {'drop':>7} {'KLD':>6}")
     for r in rows:
         qq = r.get("quality", {})
         print(f"{r['model'][-48:]:<48} {r['generation_tps']:7.1f} {r['speedup']:8.2f}x "
-              f"{(r['prompt_speedup'] or 0):6.2f}x {(r.get('size_mb') or 0):7.1f} {qq.get('perplexity', 0):8.2f} "
+              f"{(r['prompt_speedup'] or 0):6.2f}x {(r.get('weights_mb_per_token') or 0):7.1f} {qq.get('perplexity', 0):8.2f} "
               f"{qq.get('relative_drop', 0):7.1%} {qq.get('kld', 0):6.3f}")
     if a.json_out:
         with open(a.json_out, "w") as f:
