@@ -153,3 +153,26 @@ def test_a_recipe_that_does_not_fit_the_device_dominates_nothing(tiny_llama_dir,
     assert s["measured"] == 2 and s["stopped"] == "exhausted"
     assert all(c["passes_gate"] and c["fits_device"] is False for c in s["candidates"])
     assert res.report["recommendation"]["name"] is None and res.report["device"]["name"] == "thimble"
+
+
+def test_a_pruning_level_that_fails_is_reported_once_per_recipe_and_not_retried(tiny_llama_dir, tmp_path,
+                                                                                 monkeypatch):
+    import edgewise.compress.prune as prune_mod
+
+    calls = []
+    real = prune_mod.prune
+
+    def counting(*a, **kw):
+        calls.append(a[1])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(prune_mod, "prune", counting)
+    missing = tmp_path / "missing.txt"
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), search=True,
+                                   search_prune=["none", f"structured:mlp=0.5,recover_steps=2,recover_data={missing}"],
+                                   search_quant=QUANT, max_drop="900%", out=tmp_path / "o", bench=False))
+    by = {c["name"]: c for c in res.report["search"]["candidates"]}
+    assert by["pruned-mlp50+int4"]["status"] == by["pruned-mlp50+int8"]["status"] == "error"
+    assert "missing.txt" in by["pruned-mlp50+int4"]["reason"]
+    assert len(calls) == 1  # the second pruned recipe reuses the first one's error
+    assert by["int4"]["status"] == "measured" and by["int4"]["passes_gate"]

@@ -216,6 +216,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     ref_row["search_status"] = "reference"
     results, rows, skipped = [ref], [ref_row], []
     contexts: dict[str | None, _Prepared] = {None: _Prepared(ctx, 0.0)}
+    prune_errors: dict[str, str] = {}
     winners: list[Candidate] = []
     stopped = "exhausted"
 
@@ -236,6 +237,8 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
         progress.step(f"{cand.name} (~{cand.est_mb:.0f} MB of weights)")
         t_c = time.perf_counter()
         try:
+            if cand.prune_spec in prune_errors:  # one failed pruning level is not retried for every quantization
+                raise EdgewiseError(prune_errors[cand.prune_spec])
             if cand.prune_spec not in contexts:
                 t0 = time.perf_counter()
                 pr = prune(ctx.source, cand.prune_cfg, calibration=ctx.calibration, say=progress.info,
@@ -260,6 +263,8 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
                 cand.seconds["bench"] = time.perf_counter() - t0
                 timings["bench"] += cand.seconds["bench"]
         except EdgewiseError as e:
+            if cand.prune_spec not in contexts:
+                prune_errors[cand.prune_spec] = str(e).splitlines()[0]
             cand.status, cand.reason = "error", str(e).splitlines()[0]
             cand.seconds["total"] = time.perf_counter() - t_c
             skipped.append({"name": cand.name, "reason": cand.reason})
