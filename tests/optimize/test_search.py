@@ -93,6 +93,7 @@ def test_search_choice_passes_the_gate_fits_and_is_bundled(loose):
                                              for v in rep["variants"])
     html = (loose.out / "report.html").read_text()
     assert "search-frontier.png" in html and "<h2>Search</h2>" in html and "dominated" in html
+    assert ("Measured against that assumption" in html) == bool(rep["search"]["assumption_violations"])
     assert (loose.out / "search-frontier.png").stat().st_size > 5000
     saved = json.loads((loose.out / "report.json").read_text())
     assert len(saved["search"]["candidates"]) == 4

@@ -125,7 +125,9 @@ def search_html(report: dict) -> str:
     body = "".join("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in _search_cells(c)) + "</tr>" for c in s["candidates"])
     return (f"<h2>Search</h2><p>{s['measured']} of {len(s['candidates'])} recipes measured in {s['elapsed_s']:.0f} s "
             f"(stopped: <b>{_e(s['stopped'])}</b>; order: {_e(s['order'])}). Frontier (quality × tokens/s × size): "
-            f"<b>{_e(', '.join(s['frontier']) or '–')}</b>. Assumptions: {_e('; '.join(s['assumptions']))}.</p>"
+            f"<b>{_e(', '.join(s['frontier']) or '–')}</b>. Assumptions: {_e('; '.join(s['assumptions']))}."
+            + (f" Measured against that assumption: {_e('; '.join(s['assumption_violations']))}."
+               if s.get("assumption_violations") else "") + "</p>"
             f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
 
 
