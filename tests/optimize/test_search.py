@@ -87,6 +87,11 @@ def test_search_choice_passes_the_gate_fits_and_is_bundled(loose):
     assert pruned["params"] < rep["variants"][0]["params"]  # fewer parameters than the fp32 reference
     cfg = json.loads((Path(pruned["path"]) / "genai_config.json").read_text())
     assert cfg["model"]["decoder"]["num_hidden_layers"] == 2
+    # Both rows could be chosen, so both were re-timed in interleaved rounds and carry the median.
+    assert rep["search"]["confirm"]["rows"] == ["fp32", "pruned-mlp50+int4"]
+    for v in rep["variants"]:
+        assert len(v["generation_tps_rounds"]) == 3
+        assert v["generation_tps"] == pytest.approx(sorted(v["generation_tps_rounds"])[1])
     slow = [v for v in rep["search"]["assumption_violations"] if "ran slower" in v]
     assert bool(slow) == (rep["variants"][0]["generation_tps"] > pruned["generation_tps"] / 0.9)
     assert rep["search"]["frontier"] and all(v["on_frontier"] == (v["name"] in rep["search"]["frontier"])
