@@ -112,11 +112,7 @@ def optimize(
     from edgewise.optimize import optimize as run_optimize
     from edgewise.report import search_table, terminal_table
 
-    method_list = None
-    if methods:
-        sep = ";" if ";" in methods else ","
-        method_list = [m.strip() for m in methods.split(sep) if m.strip()]
-    opts = OptimizeOptions(model=model, device=device, task=task, methods=method_list, max_drop=max_drop, out=out,
+    opts = OptimizeOptions(model=model, device=device, task=task, methods=_split(methods), max_drop=max_drop, out=out,
                            force=force, calib=calib, bench=not no_bench, max_tokens=max_tokens, search=search,
                            search_prune=_split(search_prune, ";"), search_quant=_split(search_quant),
                            budget_minutes=budget_minutes)
@@ -146,6 +142,7 @@ def optimize(
 
 
 def _split(text: str | None, sep: str | None = None) -> list[str] | None:
+    """A comma list, or a ';' list when items carry their own commas (int4:block_size=64,symmetric=false)."""
     if not text:
         return None
     sep = sep or (";" if ";" in text else ",")

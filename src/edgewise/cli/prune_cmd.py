@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from edgewise.cli.app import app
+from edgewise.outdir import check_out_dir, replace_dir
 
 err = Console(stderr=True)
 CALIB_WORD = "calib"  # --recover-data calib: recover on the calibration text (Recovery(data=None))
@@ -52,7 +53,7 @@ def prune(
     if threads is not None and threads < 1:
         raise EdgewiseError(f"--threads must be a positive integer, got {threads}")
     if out is not None:
-        check_out(out, force)  # before minutes of pruning and recovery, not after
+        check_out_dir(out, force)  # before minutes of pruning and recovery, not after
     calibration = Calibration.from_file(calib) if calib else None
     result = run_prune(model, config, calibration=calibration, threads=threads, progress=err.is_terminal,
                        say=lambda m: err.print(m, style="dim", markup=False, soft_wrap=True))
@@ -97,18 +98,9 @@ def with_recovery_data(config, entries: list[str]):
     return dataclasses.replace(config, recovery=dataclasses.replace(config.recovery, data=data))
 
 
-def check_out(out: Path, force: bool) -> None:
-    from edgewise.errors import EdgewiseError
-
-    if out.exists() and not out.is_dir():
-        raise EdgewiseError(f"--out {out} is a file: name a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise EdgewiseError(f"--out {out} is not empty: pass --force to replace it, or name a new folder")
-
-
 def copy_out(src: Path, out: Path, force: bool) -> Path:
     """Copy the cached folder to `out` through a temp folder beside it, so `out` is never half-written."""
-    check_out(out, force)
+    check_out_dir(out, force)
     out = out.expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -124,13 +116,7 @@ def copy_out(src: Path, out: Path, force: bool) -> Path:
                 shutil.copytree(f, tmp / f.name, copy_function=shutil.copyfile)
             else:
                 shutil.copyfile(f, tmp / f.name)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgewise.errors import BackendUnavailableError, EdgewiseError
+from edgewise.outdir import check_out_dir, replace_dir
 from edgewise.optimize.gate import DEFAULT_MAX_DROP, Gate, parse_gate, recommend, speed_of
 from edgewise.optimize.progress import Progress
 
@@ -62,20 +63,6 @@ def default_out(model_name: str) -> Path:
     return Path.cwd() / "edgewise-out" / model_name.replace("/", "_")
 
 
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise EdgewiseError(f"--out {out} is a file: choose a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise EdgewiseError(f"--out {out} exists and is not empty: choose another --out or pass --force")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = Path(tempfile.mkdtemp(prefix=f".{out.name}.check.", dir=parent))
-        probe.rmdir()
-    except OSError as e:
-        raise EdgewiseError(f"cannot write under {parent} ({e.strerror or e}): choose another --out") from None
-
-
 def _llamacpp_available() -> bool:
     import importlib.util
 
@@ -105,9 +92,9 @@ def _free() -> None:
 
 def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> OptimizeResult:
     """Run the whole job; see the module docstring. Raises EdgewiseError (one line) on bad input."""
-    from edgewise.compress import Calibration, CompressContext, config_dict
+    from edgewise.compress import Calibration, CompressContext
     from edgewise.devices import get_device
-    from edgewise.evaluate import check_model_fits, parse_task, relative_drop
+    from edgewise.evaluate import check_model_fits, parse_task
     from edgewise.evaluate.defaults import default_task_spec
     from edgewise.home import edgewise_home
     from edgewise.models import load
@@ -132,7 +119,7 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         space, methods = None, _method_list(opts, decoder)
     out = Path(opts.out) if opts.out else default_out(source.name)
     out = out.expanduser().absolute()
-    _check_out(out, opts.force)
+    check_out_dir(out, opts.force)
     calibration = Calibration.from_file(opts.calib) if opts.calib else Calibration.default()
     progress.info(f"{model_ref} · task {task.kind}:{task.path.name} · device {device.name} · gate: "
                   f"{gate.describe(task.primary)}")
@@ -202,9 +189,7 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         progress.step("report.json, plots, report.html")
         write_report(report, tmp)
         progress.step("done")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise EdgewiseError(f"could not write {out} ({e.strerror or e}): free some disk space or choose another "
@@ -236,13 +221,14 @@ def probe_bandwidth(progress: Progress) -> float:
 
 def _measure_methods(opts: OptimizeOptions, ctx, methods, task, device, progress: Progress) -> Measured:
     """Compress with every listed method, evaluate each against fp32, then bench each in its own process."""
-    decoder = ctx.kind == "decoder"
+    from edgewise.compress import quantize
+    from edgewise.compress.context import DECODER
+
+    decoder = ctx.kind == DECODER
     # --- 2. compress --------------------------------------------------------------------------------------------
     results, skipped = [], []
     progress.stage("compress", len(methods))
     t0 = time.perf_counter()
-    from edgewise.compress import quantize
-
     for name, cfg in methods:
         progress.step(f"{name}: {cfg.describe() if hasattr(cfg, 'describe') else type(cfg).__name__}")
         try:

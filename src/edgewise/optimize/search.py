@@ -161,20 +161,11 @@ def pareto(rows: list[dict], higher_is_better: bool, speed_key: str) -> list[dic
         q = r["primary"] if higher_is_better else -r["primary"]
         return (q, r[speed_key], -r["size_mb"])
 
+    from edgewise.report.plots import undominated
+
     pts = [r for r in rows if r.get("primary") is not None and r.get(speed_key) and r.get("size_mb") is not None
            and not r.get("error")]
-    front = []
-    for r in pts:
-        a = vec(r)
-        if not any(all(x >= y for x, y in zip(vec(o), a)) and vec(o) != a for o in pts if o is not r):
-            front.append(r)
-    return front
-
-
-@dataclass
-class _Prepared:
-    ctx: object
-    seconds: float
+    return [pts[i] for i in undominated([vec(r) for r in pts])]
 
 
 def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | None = None):
@@ -216,7 +207,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     gate_row(ref_row, task, ref_metrics, gate)
     ref_row["search_status"] = "reference"
     results, rows, skipped = [ref], [ref_row], []
-    contexts: dict[str | None, _Prepared] = {None: _Prepared(ctx, 0.0)}
+    contexts = {None: ctx}  # one compression context per pruning level, built when first needed
     prune_errors: dict[str, str] = {}
     winners: list[Candidate] = []
     stopped = "exhausted"
@@ -244,13 +235,12 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
                 t0 = time.perf_counter()
                 pr = prune(ctx.source, cand.prune_cfg, calibration=ctx.calibration, say=progress.info,
                            threads=ctx.threads)
-                pctx = CompressContext(load(str(pr.path)), ctx.calibration, ctx.threads, say=progress.info)
-                contexts[cand.prune_spec] = _Prepared(pctx, time.perf_counter() - t0)
-                timings["prune"] += time.perf_counter() - t0
+                contexts[cand.prune_spec] = CompressContext(load(str(pr.path)), ctx.calibration, ctx.threads,
+                                                            say=progress.info)
                 cand.seconds["prune"] = time.perf_counter() - t0
-            prep = contexts[cand.prune_spec]
+                timings["prune"] += cand.seconds["prune"]
             t0 = time.perf_counter()
-            qr = quantize(None, cand.quant_cfg, name=cand.name, ctx=prep.ctx)
+            qr = quantize(None, cand.quant_cfg, name=cand.name, ctx=contexts[cand.prune_spec])
             cand.seconds["compress"] = time.perf_counter() - t0
             timings["compress"] += cand.seconds["compress"]
             t0 = time.perf_counter()

@@ -5,15 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def undominated(vectors: list[tuple[float, ...]]) -> list[int]:
+    """Indices of the vectors no other one beats: at least as good on every axis and better on one, where higher
+    is better on every axis (negate an axis where lower is better)."""
+    def beats(a, b):
+        return all(x >= y for x, y in zip(a, b)) and a != b
+
+    return [i for i, v in enumerate(vectors) if not any(beats(o, v) for j, o in enumerate(vectors) if j != i)]
+
+
 def pareto_front(points: list[tuple[float, float, str]], x_lower_better: bool, y_lower_better: bool) -> list:
     """The points no other point beats on both axes, sorted by x."""
-    def better(a, b):  # a at least as good as b on both, strictly better on one
-        ax, ay = (a[0] if x_lower_better else -a[0]), (a[1] if y_lower_better else -a[1])
-        bx, by = (b[0] if x_lower_better else -b[0]), (b[1] if y_lower_better else -b[1])
-        return ax <= bx and ay <= by and (ax < bx or ay < by)
+    vecs = [(-x if x_lower_better else x, -y if y_lower_better else y) for x, y, *_ in points]
+    return sorted((points[i] for i in undominated(vecs)), key=lambda p: p[0])
 
-    front = [p for p in points if not any(better(q, p) for q in points if q is not p)]
-    return sorted(front, key=lambda p: p[0])
+
+def gate_limit(report: dict, ref_primary: float | None) -> float | None:
+    """The worst primary-metric value the gate accepts, or None when the gate has no relative drop."""
+    max_drop = report["gate"].get("max_drop")
+    if ref_primary is None or max_drop is None:
+        return None
+    d = max_drop * abs(ref_primary)
+    return ref_primary - d if report["task"]["higher_is_better"] else ref_primary + d
 
 
 def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report: dict, path: Path,
@@ -49,9 +62,8 @@ def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report
     span = max(hi - lo, 0.05 * max(abs(hi), 1e-9))
     ref = next((r for r in rows if r["name"] == report["reference"]), None)
     gate = report["gate"]
-    if ref and ref.get("primary") is not None and gate.get("max_drop") is not None:
-        d = gate["max_drop"] * abs(ref["primary"])
-        limit = ref["primary"] + d if y_lower else ref["primary"] - d
+    limit = gate_limit(report, ref.get("primary")) if ref else None
+    if limit is not None:
         label = f"gate ({gate['max_drop']:.0%} drop)"
         if lo - span <= limit <= hi + span:  # draw it only where it does not squash the points
             ax.axhline(limit, color="#c92a2a", ls="--", lw=0.9, label=label)
@@ -122,10 +134,9 @@ def search_plot(report: dict, out: Path) -> Path | None:
         ax.annotate(f"{r['name']} ({r['size_mb']:.0f} MB)", (r["generation_tps"], r["primary"]),
                     textcoords="offset points", xytext=(7, 4), fontsize=7.5)
     ref = next((r for r in rows if r["name"] == report["reference"]), None)
-    if ref and gate.get("max_drop") is not None:
-        d = gate["max_drop"] * abs(ref["primary"])
-        ax.axhline(ref["primary"] + (-d if task["higher_is_better"] else d), color="#c92a2a", ls="--", lw=0.9,
-                   label=f"gate ({gate['max_drop']:.0%} drop)")
+    limit = gate_limit(report, ref["primary"]) if ref else None
+    if limit is not None:
+        ax.axhline(limit, color="#c92a2a", ls="--", lw=0.9, label=f"gate ({gate['max_drop']:.0%} drop)")
     ax.scatter([], [], s=60, color="white", edgecolors="black", linewidths=1.6, label="on the frontier "
                "(quality × tokens/s × size)")
     ax.scatter([], [], s=90, marker="*", color="#2b8a3e", edgecolors="black", label="chosen")

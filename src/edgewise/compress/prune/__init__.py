@@ -21,21 +21,13 @@ from typing import Callable
 from edgewise.compress.context import Calibration
 from edgewise.compress.prune.configs import (PRUNE_METHODS, Magnitude, PruneConfig, Recovery, Structured, Wanda,
                                              parse_prune)
+from edgewise.compress.registry import TypeRegistry
 from edgewise.errors import EdgewiseError
 
-PRUNERS: dict[type, Callable] = {}
+PRUNERS = TypeRegistry("pruner")
+register_pruner = PRUNERS.register
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
               "chat_template.jinja", "generation_config.json")
-
-
-def register_pruner(config_type: type):
-    def deco(fn: Callable) -> Callable:
-        if config_type in PRUNERS:
-            raise RuntimeError(f"a pruner for {config_type.__name__} is registered twice")
-        PRUNERS[config_type] = fn
-        return fn
-
-    return deco
 
 
 @dataclass
@@ -215,9 +207,7 @@ def prune(model, config: PruneConfig, *, calibration: Calibration | None = None,
     from edgewise.models import ModelSource, load
     from edgewise.models.source import CAUSAL_LM
 
-    if type(config) not in PRUNERS:
-        raise EdgewiseError(f"no pruner for {type(config).__name__}: use one of "
-                            f"{', '.join(t.__name__ for t in PRUNERS)}")
+    pruner = PRUNERS.for_config(config)
     source = model if isinstance(model, ModelSource) else load(str(model))
     if source.task != CAUSAL_LM:
         raise EdgewiseError(f"{source.ref}: pruning supports causal language models (Llama architecture)")
@@ -239,7 +229,7 @@ def prune(model, config: PruneConfig, *, calibration: Calibration | None = None,
         rec = getattr(config, "recovery", None)
         raw = Path(tempfile.mkdtemp(prefix=".raw-", dir=out.parent)) if rec else out
         try:
-            info.update(PRUNERS[type(config)](config, job, raw))
+            info.update(pruner(config, job, raw))
             info["prune_seconds"] = time.perf_counter() - t0
             info["params_before"] = job.params_before
             dtype = job.saved_dtype
