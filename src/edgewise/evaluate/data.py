@@ -40,10 +40,9 @@ def read_text(path: Path, what: str = "task file") -> str:
         raise EdgewiseError(f"{what} {path} is not UTF-8 text (bad byte at offset {e.start}): re-save it as UTF-8") from None
 
 
-def read_jsonl(path: Path, keys: tuple[str, ...], what: str = "task file") -> list[dict]:
-    """Rows of a JSON-lines file, each an object holding string values for `keys` (blank lines skipped)."""
-    text = read_text(path, what)
-    rows = []
+def jsonl_objects(text: str, path: Path, what: str, shape: str):
+    """(line number, object) for every non-blank line of JSON-lines `text`; `shape` tells the user what a line
+    should look like when one is not a JSON object."""
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -52,7 +51,14 @@ def read_jsonl(path: Path, keys: tuple[str, ...], what: str = "task file") -> li
         except json.JSONDecodeError as e:
             raise EdgewiseError(f"{what} {path} line {n} is not valid JSON ({e.msg}): one object per line") from None
         if not isinstance(row, dict):
-            raise EdgewiseError(f"{what} {path} line {n} is not a JSON object: write {{{', '.join(map(repr, keys))}}}")
+            raise EdgewiseError(f"{what} {path} line {n} is not a JSON object: write {shape}")
+        yield n, row
+
+
+def read_jsonl(path: Path, keys: tuple[str, ...], what: str = "task file") -> list[dict]:
+    """Rows of a JSON-lines file, each an object holding string values for `keys` (blank lines skipped)."""
+    rows = []
+    for n, row in jsonl_objects(read_text(path, what), path, what, f"{{{', '.join(map(repr, keys))}}}"):
         missing = [k for k in keys if k not in row]
         if missing:
             raise EdgewiseError(f"{what} {path} line {n} lacks {', '.join(map(repr, missing))}: each line needs "

@@ -69,16 +69,11 @@ def load_data(path: str | Path, method: str = DEFAULT_METHOD, match: str = "cont
     if match not in MATCHES:
         raise EdgewiseError(f"--match must be one of {', '.join(MATCHES)}, got {match!r}")
     prompts, scores, eq, cq = [], [], [], []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    from edgewise.evaluate.data import jsonl_objects
+
+    shape = 'one object per prompt: edge_score or edge_logprobs, edge_quality and cloud_quality (docs/routing.md)'
+    for i, row in jsonl_objects(path.read_text(), path, "calibration data", shape):
         where = f"{path}:{i}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise EdgewiseError(f"{where}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise EdgewiseError(f"{where}: each line must be a JSON object")
         prompts.append(str(row.get("prompt", "")))
         if score_fn is None:
             scores.append(_score(row, method, where))
