@@ -30,22 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-PRESAGE_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<Presage>
-  <PredictorRegistry><LOGGER>ERROR</LOGGER><PREDICTORS>DefaultSmoothedNgramPredictor</PREDICTORS></PredictorRegistry>
-  <ContextTracker><LOGGER>ERROR</LOGGER><SLIDING_WINDOW_SIZE>80</SLIDING_WINDOW_SIZE>
-    <LOWERCASE_MODE>yes</LOWERCASE_MODE><ONLINE_LEARNING>{online}</ONLINE_LEARNING></ContextTracker>
-  <Selector><LOGGER>ERROR</LOGGER><SUGGESTIONS>{k}</SUGGESTIONS><REPEAT_SUGGESTIONS>no</REPEAT_SUGGESTIONS>
-    <GREEDY_SUGGESTION_THRESHOLD>0</GREEDY_SUGGESTION_THRESHOLD></Selector>
-  <PredictorActivator><LOGGER>ERROR</LOGGER><PREDICT_TIME>1000</PREDICT_TIME>
-    <MAX_PARTIAL_PREDICTION_SIZE>60</MAX_PARTIAL_PREDICTION_SIZE><COMBINATION_POLICY>Meritocracy</COMBINATION_POLICY>
-  </PredictorActivator>
-  <ProfileManager><LOGGER>ERROR</LOGGER><AUTOPERSIST>false</AUTOPERSIST></ProfileManager>
-  <Predictors><DefaultSmoothedNgramPredictor><PREDICTOR>SmoothedNgramPredictor</PREDICTOR><LOGGER>ERROR</LOGGER>
-    <DBFILENAME>{db}</DBFILENAME><DELTAS>0.01 0.1 0.89</DELTAS><LEARN>{learn}</LEARN>
-    <DatabaseConnector><LOGGER>ERROR</LOGGER></DatabaseConnector></DefaultSmoothedNgramPredictor></Predictors>
-</Presage>
-"""
 SHIPPED_DB = Path("/usr/share/presage/database_en.db")
 
 
@@ -71,13 +55,15 @@ def trained_db() -> Path:
 
 
 def run_presage(text: Path, db: Path, k: int, learn: bool) -> dict:
+    from edgewise.apps.keyboard.text import presage_config
+
     with tempfile.TemporaryDirectory(prefix="presage-bench-") as tmp:
         tmp = Path(tmp)
         if learn:  # learning writes to the DB: give it a copy
             shutil.copy(db, tmp / "ngram.db")
             db = tmp / "ngram.db"
         cfg = tmp / "presage.xml"
-        cfg.write_text(PRESAGE_XML.format(k=k, db=db, learn=str(learn).lower(), online="yes" if learn else "no"))
+        cfg.write_text(presage_config(db, suggestions=k, learn=learn))
         t0 = time.perf_counter()
         p = subprocess.run(["presage_simulator", "-q", "-i", "-c", str(cfg), str(text)], capture_output=True,
                            text=True, env={"HOME": str(tmp), "PATH": os.environ.get("PATH", "/usr/bin:/bin")})

@@ -8,26 +8,9 @@ import subprocess
 
 import pytest
 
-from edgewise.apps.keyboard.text import apply_case, presage_units, split_context
+from edgewise.apps.keyboard.text import apply_case, presage_config, presage_units, split_context
 
 PRESAGE = shutil.which("presage_simulator")
-PRESAGE_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<Presage>
-  <PredictorRegistry><LOGGER>ERROR</LOGGER><PREDICTORS>DefaultSmoothedNgramPredictor</PREDICTORS></PredictorRegistry>
-  <ContextTracker><LOGGER>ERROR</LOGGER><SLIDING_WINDOW_SIZE>80</SLIDING_WINDOW_SIZE>
-    <LOWERCASE_MODE>yes</LOWERCASE_MODE><ONLINE_LEARNING>no</ONLINE_LEARNING></ContextTracker>
-  <Selector><LOGGER>ERROR</LOGGER><SUGGESTIONS>3</SUGGESTIONS><REPEAT_SUGGESTIONS>yes</REPEAT_SUGGESTIONS>
-    <GREEDY_SUGGESTION_THRESHOLD>0</GREEDY_SUGGESTION_THRESHOLD></Selector>
-  <PredictorActivator><LOGGER>ERROR</LOGGER><PREDICT_TIME>1000</PREDICT_TIME>
-    <MAX_PARTIAL_PREDICTION_SIZE>60</MAX_PARTIAL_PREDICTION_SIZE><COMBINATION_POLICY>Meritocracy</COMBINATION_POLICY>
-  </PredictorActivator>
-  <ProfileManager><LOGGER>ERROR</LOGGER><AUTOPERSIST>false</AUTOPERSIST></ProfileManager>
-  <Predictors><DefaultSmoothedNgramPredictor><PREDICTOR>SmoothedNgramPredictor</PREDICTOR><LOGGER>ERROR</LOGGER>
-    <DBFILENAME>/usr/share/presage/database_en.db</DBFILENAME><DELTAS>0.01 0.1 0.89</DELTAS><LEARN>false</LEARN>
-    <DatabaseConnector><LOGGER>ERROR</LOGGER></DatabaseConnector></DefaultSmoothedNgramPredictor></Predictors>
-</Presage>
-"""
-
 TEXTS = {
     "plain": "The cat sat on the mat. The dog sat on the log.\n",
     "no-newline": "no trailing newline here",
@@ -41,7 +24,7 @@ TEXTS = {
 def run_presage(path, tmp_path) -> dict[str, int]:
     """ki, ks, kn as presage_simulator prints them, with a read-only n-gram config and a throwaway HOME."""
     cfg = tmp_path / "presage.xml"
-    cfg.write_text(PRESAGE_XML)
+    cfg.write_text(presage_config("/usr/share/presage/database_en.db", suggestions=3, repeat=True))
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([PRESAGE, "-q", "-c", str(cfg), str(path)], capture_output=True, text=True, env=env,
                          timeout=120).stdout

@@ -123,3 +123,29 @@ def presage_units(text: str) -> tuple[list[Unit], bool]:
     end = units[-1].start + len(units[-1].word) if units else 0
     trailing_empty = len(text.encode("utf-8")) > len(text[:end].encode("utf-8"))
     return units, trailing_empty
+
+
+_PRESAGE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Presage>
+  <PredictorRegistry><LOGGER>ERROR</LOGGER><PREDICTORS>DefaultSmoothedNgramPredictor</PREDICTORS></PredictorRegistry>
+  <ContextTracker><LOGGER>ERROR</LOGGER><SLIDING_WINDOW_SIZE>80</SLIDING_WINDOW_SIZE>
+    <LOWERCASE_MODE>yes</LOWERCASE_MODE><ONLINE_LEARNING>{online}</ONLINE_LEARNING></ContextTracker>
+  <Selector><LOGGER>ERROR</LOGGER><SUGGESTIONS>{k}</SUGGESTIONS><REPEAT_SUGGESTIONS>{repeat}</REPEAT_SUGGESTIONS>
+    <GREEDY_SUGGESTION_THRESHOLD>0</GREEDY_SUGGESTION_THRESHOLD></Selector>
+  <PredictorActivator><LOGGER>ERROR</LOGGER><PREDICT_TIME>1000</PREDICT_TIME>
+    <MAX_PARTIAL_PREDICTION_SIZE>60</MAX_PARTIAL_PREDICTION_SIZE><COMBINATION_POLICY>Meritocracy</COMBINATION_POLICY>
+  </PredictorActivator>
+  <ProfileManager><LOGGER>ERROR</LOGGER><AUTOPERSIST>false</AUTOPERSIST></ProfileManager>
+  <Predictors><DefaultSmoothedNgramPredictor><PREDICTOR>SmoothedNgramPredictor</PREDICTOR><LOGGER>ERROR</LOGGER>
+    <DBFILENAME>{db}</DBFILENAME><DELTAS>0.01 0.1 0.89</DELTAS><LEARN>{learn}</LEARN>
+    <DatabaseConnector><LOGGER>ERROR</LOGGER></DatabaseConnector></DefaultSmoothedNgramPredictor></Predictors>
+</Presage>
+"""
+
+
+def presage_config(db, suggestions: int = 3, learn: bool = False, repeat: bool = False) -> str:
+    """A Presage XML config for `presage_simulator -c`: its smoothed trigram predictor over `db` (Debian ships
+    /usr/share/presage/database_en.db), `suggestions` per key, optionally learning as it goes. The comparator the
+    keyboard's KSR is measured against; keyboard.evaluate counts keys exactly as presage_simulator does."""
+    return _PRESAGE_XML.format(k=suggestions, db=db, learn=str(learn).lower(), online="yes" if learn else "no",
+                               repeat="yes" if repeat else "no")
