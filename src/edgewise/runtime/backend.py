@@ -156,19 +156,8 @@ class Tokenizer:
                 "token_type_ids": np.array([e.type_ids for e in encs])}
 
 
-@dataclass
-class LoadedModel:
-    source: ModelSource
-    backend: str
-    precision: str
-    tokenizer: Tokenizer
-    context_length: int
-    decoder: DecoderSession | None = None
-    encoder: EncoderSession | None = None
-    files: list[str] = field(default_factory=list)  # engine files actually loaded (for size reports)
-    load_seconds: float = 0.0
-    # A session holds one KV cache: one generation at a time per loaded model.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+class ModelFiles:
+    """What every loaded model, text or not, says about itself from its `source`, `decoder` and `files`."""
 
     @property
     def name(self) -> str:
@@ -182,6 +171,21 @@ class LoadedModel:
         import os
 
         return sum(os.path.getsize(f) for f in self.files if os.path.exists(f))
+
+
+@dataclass
+class LoadedModel(ModelFiles):
+    source: ModelSource
+    backend: str
+    precision: str
+    tokenizer: Tokenizer
+    context_length: int
+    decoder: DecoderSession | None = None
+    encoder: EncoderSession | None = None
+    files: list[str] = field(default_factory=list)  # engine files actually loaded (for size reports)
+    load_seconds: float = 0.0
+    # A session holds one KV cache: one generation at a time per loaded model.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 # A backend factory: (source, precision, threads) -> LoadedModel.

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgewise.errors import BackendUnavailableError, CorruptModelError, EdgewiseError, UnsupportedModelError
 from edgewise.models.source import TFLITE, ModelSource
-from edgewise.runtime.backend import BACKENDS
+from edgewise.runtime.backend import BACKENDS, ModelFiles
 
 INSTALL_HINT = "the litert backend needs LiteRT: run `pip install -e .[litert]` (PyPI ai-edge-litert)"
 AS_SHIPPED = ("native", "fp32")
@@ -59,8 +59,8 @@ class TensorSpec:
 
 
 @dataclass
-class LiteRTModel:
-    """A loaded .tflite graph. LoadedModel-like (source, backend, precision, files, size_bytes, lock)."""
+class LiteRTModel(ModelFiles):
+    """A loaded .tflite graph. LoadedModel-like (source, backend, precision, files, size_bytes, lock); no decoder."""
 
     source: ModelSource
     interpreter: object
@@ -77,17 +77,6 @@ class LiteRTModel:
     context_length: int = 0
     # One interpreter holds one set of tensors: one run at a time.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    @property
-    def is_decoder(self) -> bool:
-        return False
-
-    def size_bytes(self) -> int:
-        return sum(os.path.getsize(f) for f in self.files if os.path.exists(f))
 
     def input_details(self) -> list[dict]:
         return [_describe(s) for s in self.inputs]
