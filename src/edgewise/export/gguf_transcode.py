@@ -1,0 +1,317 @@
+"""A quantized GGUF -> an onnxruntime-genai folder that computes with the GGUF's own blocks (no requantization).
+
+The graph comes from the genai builder's fp32 export of the same weights (attention, rotary, KV cache and the
+genai config are the builder's); every MatMul whose weight the GGUF stores quantized is then replaced by
+MatMulNBits over the GGUF's codes and scales (see gguf_blocks for the per-type containers). A per-block min
+(Q4_1, Q4_K, Q5_1, Q5_K) is added as `blocksum(x) @ M`, one small fp32 MatMul over K/32 inputs, because float zero
+points leave the fast kernel. A tied embedding reads the same packed table through GatherBlockQuantized.
+
+Each transcoded tensor is checked against the fp32 export (which transformers dequantized through gguf-py): the
+dequantized blocks must equal it to fp32 rounding, so a wrong layout or row order can never ship silently. The
+check also finds the row order (llama.cpp stores Llama's q/k rows permuted for its rotary layout).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.errors import EdgewiseError, UnsupportedModelError
+from edgewise.export.cache import cached_build
+from edgewise.export.gguf_blocks import FLOAT_TYPES, Blocks, supported, unpack
+from edgewise.models.source import ModelSource
+
+MS_DOMAIN = "com.microsoft"
+# Bump when the written graph changes, so cached folders are rebuilt.
+FORMAT_VERSION = 1
+# The genai builder's weight names -> GGUF tensor names (several, in output-row order, for packed projections).
+_PROJ = {
+    "q_proj": ("attn_q",), "k_proj": ("attn_k",), "v_proj": ("attn_v",), "qkv_proj": ("attn_q", "attn_k", "attn_v"),
+    "o_proj": ("attn_output",), "gate_proj": ("ffn_gate",), "up_proj": ("ffn_up",), "down_proj": ("ffn_down",),
+    "gate_up_proj": ("ffn_gate", "ffn_up"),
+}
+_LAYER_WEIGHT = re.compile(r"model\.layers\.(\d+)\.(?:attn|mlp)\.(\w+)\.MatMul\.weight$")
+
+
+@dataclass
+class _Tensor:
+    name: str
+    qtype: object
+    rows: int
+    K: int
+    raw: np.ndarray
+
+
+def _gguf_tensors(path: Path) -> tuple[dict[str, _Tensor], dict]:
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+    except (ValueError, OSError) as e:
+        raise UnsupportedModelError(f"{path}: cannot read this GGUF ({str(e)[:120]})") from None
+    tensors = {}
+    for t in reader.tensors:
+        shape = [int(x) for x in t.shape]  # ggml order: the fastest dimension first
+        K, rows = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        tensors[t.name] = _Tensor(t.name, t.tensor_type, rows, K, t.data)
+    meta = {}
+    for key, field in reader.fields.items():
+        if field.types and len(field.data) == 1 and key.endswith((".head_count", ".head_count_kv", "architecture")):
+            v = field.parts[field.data[0]]
+            meta[key.rsplit(".", 1)[-1]] = bytes(v).decode() if key.endswith("architecture") else int(v[0])
+    return tensors, meta
+
+
+def _gguf_names(weight: str, tensors: dict) -> tuple[str, ...] | None:
+    if weight == "lm_head.MatMul.weight":
+        return ("output.weight",) if "output.weight" in tensors else ("token_embd.weight",)
+    m = _LAYER_WEIGHT.match(weight)
+    if not m or m.group(2) not in _PROJ:
+        return None
+    return tuple(f"blk.{m.group(1)}.{p}.weight" for p in _PROJ[m.group(2)])
+
+
+def _rope_unpermute(rows: int, heads: int) -> np.ndarray:
+    """The row order that undoes llama.cpp's q/k permutation for `heads` heads (transformers' reverse_permute)."""
+    idx = np.arange(rows)
+    return idx.reshape(heads, rows // heads // 2, 2).swapaxes(1, 2).reshape(rows)
+
+
+def _row_orders(t: _Tensor, meta: dict) -> list[np.ndarray | None]:
+    orders: list[np.ndarray | None] = [None]
+    for key in ("head_count", "head_count_kv"):
+        h = meta.get(key)
+        if h and t.rows % (2 * h) == 0:
+            orders.append(_rope_unpermute(t.rows, h))
+    return orders
+
+
+def _matching_blocks(t: _Tensor, ref: np.ndarray, meta: dict) -> tuple[Blocks, float]:
+    """The tensor's blocks in the row order whose dequantization equals `ref` (rows, K) of the fp32 export."""
+    b = unpack(t.raw, t.qtype, t.rows, t.K)
+    w = b.dequantize()
+    tol = 1e-5 * float(np.abs(ref).max()) + 1e-7
+    best = None
+    for order in _row_orders(t, meta):
+        err = float(np.abs((w if order is None else w[order]) - ref).max())
+        if err <= tol:
+            return (b if order is None else b.take_rows(order)), err
+        best = err if best is None else min(best, err)
+    raise EdgewiseError(f"{t.name}: the transcoded blocks do not reproduce the dequantized weight (max error "
+                        f"{best:.3g}); this GGUF layout is not supported for transcoding: use int8 or int4")
+
+
+# --- graph writing -------------------------------------------------------------------------------------------------
+
+class _Graph:
+    """Collects the nodes and initializers that replace one fp32 graph's MatMuls."""
+
+    def __init__(self, model, accuracy_level: int):
+        self.model, self.g = model, model.graph
+        self.accuracy_level = accuracy_level
+        self.new_inits: list = []
+        self.block_sums: dict[tuple[str, int], str] = {}
+        self.extra_nodes: list = []
+
+    def init(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.new_inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], name: str, domain: str = "", **attrs):
+        from onnx import helper
+
+        n = helper.make_node(op, inputs, outputs, name=name, domain=domain, **attrs)
+        self.extra_nodes.append(n)
+        return n
+
+    def block_sum(self, x: str, K: int, block: int) -> str:
+        """(…, K) -> (…, K / block): the per-block input sums that the min term multiplies (shared per input)."""
+        key = (x, block)
+        if key not in self.block_sums:
+            base = f"{x}/blocksum{block}"
+            shape = self.init(base + "/shape", np.array([0, 0, K // block, block], np.int64))
+            axes = self.init(base + "/axes", np.array([-1], np.int64))
+            self.node("Reshape", [x, shape], [base + "/r"], base + "/Reshape")
+            self.node("ReduceSum", [base + "/r", axes], [base], base + "/ReduceSum", keepdims=0)
+            self.block_sums[key] = base
+        return self.block_sums[key]
+
+    def matmul_nbits(self, x: str, b: Blocks, prefix: str, out: str) -> None:
+        """out = x @ W^T for W given by blocks b (rows = N outputs), plus the min term when b has mins."""
+        N, K = b.rows, b.K
+        kb = K // b.block
+        c = b.codes.reshape(N, kb, b.block)
+        packed = (c[..., 0::2] | (c[..., 1::2] << 4)).astype(np.uint8) if b.bits == 4 else c
+        B = self.init(f"{prefix}.B{b.bits}", np.ascontiguousarray(packed))
+        S = self.init(f"{prefix}.scales", np.ascontiguousarray(b.scales, np.float32))
+        main = out if b.mins is None else out + "/codes"
+        self.node("MatMulNBits", [x, B, S], [main], prefix + "/MatMulNBits", MS_DOMAIN,
+                  K=K, N=N, bits=b.bits, block_size=b.block, accuracy_level=self.accuracy_level)
+        if b.mins is not None:
+            M = self.init(f"{prefix}.mins", np.ascontiguousarray(b.mins.T, np.float32))  # (kb, N)
+            self.node("MatMul", [self.block_sum(x, K, b.block), M], [out + "/mins"], prefix + "/MinMatMul")
+            self.node("Add", [main, out + "/mins"], [out], prefix + "/AddMins")
+
+    def lookup(self, ids: str, b: Blocks, prefix: str, out: str, axis: int) -> None:
+        """out = W[ids] through GatherBlockQuantized over the packed table the head uses (no second copy)."""
+        N, K = b.rows, b.K
+        kb = K // b.block
+        B = f"{prefix}.B{b.bits}"
+        S3 = self.init(f"{prefix}.scales3", np.ascontiguousarray(b.scales.reshape(N, kb, 1), np.float32))
+        blocks_out = out + "/blocks"
+        self.node("GatherBlockQuantized", [B, ids, S3], [blocks_out], prefix + "/GatherBlockQuantized", MS_DOMAIN,
+                  bits=b.bits, block_size=b.block, gather_axis=axis, quantize_axis=2)
+        if b.mins is not None:
+            # mins are stored (kb, N) for the head: gather columns, move kb last, broadcast over the block.
+            self.node("Gather", [f"{prefix}.mins", ids], [out + "/m"], prefix + "/GatherMins", axis=1)
+            self.node("Transpose", [out + "/m"], [out + "/mt"], prefix + "/TransposeMins", perm=[1, 2, 0])
+            ax = self.init(prefix + "/unsq", np.array([-1], np.int64))
+            self.node("Unsqueeze", [out + "/mt", ax], [out + "/mu"], prefix + "/UnsqueezeMins")
+            self.node("Add", [blocks_out, out + "/mu"], [out + "/withmins"], prefix + "/AddLookupMins")
+            blocks_out = out + "/withmins"
+        shape = self.init(prefix + "/lookup_shape", np.array([0, 0, K], np.int64))
+        self.node("Reshape", [blocks_out, shape], [out], prefix + "/LookupReshape")
+
+
+def _groups(parts: list[Blocks]) -> list[Blocks]:
+    """Consecutive parts that share a container are packed into one MatMulNBits; others stay separate."""
+    groups: list[list[Blocks]] = []
+    for p in parts:
+        if groups and (groups[-1][-1].bits, groups[-1][-1].block) == (p.bits, p.block):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return [g[0] if len(g) == 1 else Blocks.concat_rows(g) for g in groups]
+
+
+def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4) -> dict:
+    """Rewrite the fp32 genai graph `model` (weights loaded) in place; returns the per-tensor report."""
+    from onnx import helper, numpy_helper
+
+    tensors, meta = _gguf_tensors(gguf_path)
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    out = _Graph(model, accuracy_level)
+    report, replaced, removed_nodes, heads = [], set(), set(), {}
+    for n in list(g.node):
+        if n.op_type != "MatMul" or len(n.input) != 2 or n.input[1] not in inits:
+            continue
+        wname = n.input[1]
+        names = _gguf_names(wname, tensors)
+        if names is None or any(x not in tensors for x in names):
+            continue
+        if any(tensors[x].qtype in FLOAT_TYPES for x in names):
+            report.append({"weight": wname, "gguf": list(names), "type": "float", "container": "fp32", "max_error": 0.0})
+            continue  # float tensors stay as the fp32 export has them (exact)
+        for x in names:
+            if not supported(tensors[x].qtype):
+                raise UnsupportedModelError(f"{x}: GGML type {tensors[x].qtype.name} cannot be transcoded exactly "
+                                            "yet: use a requantizing method (int8, int4)")
+        W = numpy_helper.to_array(inits[wname])  # (K, N)
+        parts, row0 = [], 0
+        for x in names:
+            t = tensors[x]
+            if t.K != W.shape[0]:
+                raise EdgewiseError(f"{x}: {t.K} inputs in the GGUF but {W.shape[0]} in the export")
+            b, err = _matching_blocks(t, W[:, row0:row0 + t.rows].T, meta)
+            parts.append(b)
+            report.append({"weight": wname, "gguf": x, "type": t.qtype.name, "container": f"{b.bits}-bit/{b.block}",
+                           "mins": b.mins is not None, "max_error": err})
+            row0 += t.rows
+        if row0 != W.shape[1]:
+            raise EdgewiseError(f"{wname}: the GGUF tensors {names} cover {row0} of {W.shape[1]} outputs")
+        prefix = wname.removesuffix(".MatMul.weight")
+        groups = _groups(parts)
+        if len(groups) == 1:
+            out.matmul_nbits(n.input[0], groups[0], prefix, n.output[0])
+        else:
+            outs = [f"{n.output[0]}/part{i}" for i in range(len(groups))]
+            for i, gb in enumerate(groups):
+                out.matmul_nbits(n.input[0], gb, f"{prefix}.part{i}", outs[i])
+            out.node("Concat", outs, [n.output[0]], prefix + "/Concat", axis=-1)
+        removed_nodes.add(id(n))
+        replaced.add(wname)
+        heads[wname] = (groups, prefix)
+    # A tied embedding reads the head's table: Transpose(lm_head) -> Gather becomes GatherBlockQuantized.
+    head = "lm_head.MatMul.weight"
+    if head in heads and len(heads[head][0]) == 1:
+        for tr in consumers.get(head, []):
+            if tr.op_type != "Transpose" or not all(c.op_type == "Gather" for c in consumers.get(tr.output[0], [])):
+                continue
+            for c in consumers[tr.output[0]]:
+                axis = next((helper.get_attribute_value(a) for a in c.attribute if a.name == "axis"), 0)
+                out.lookup(c.input[1], heads[head][0][0], heads[head][1], c.output[0], int(axis))
+                removed_nodes.add(id(c))
+            removed_nodes.add(id(tr))
+    still_used = {x for n in g.node if id(n) not in removed_nodes for x in n.input}
+    # New nodes go right after the last producer of their inputs: for a MatMul's replacement that is the node making
+    # its activation, so every consumer of the old output still comes later (the graph stays topologically sorted).
+    kept = [n for n in g.node if id(n) not in removed_nodes]
+    producers = {o: i for i, n in enumerate(kept) for o in n.output}
+    placed: dict[int, list] = {}
+    for nn in out.extra_nodes:
+        pos = max((producers.get(x, -1) for x in nn.input), default=-1)
+        placed.setdefault(pos, []).append(nn)
+        for o in nn.output:
+            producers.setdefault(o, pos)
+    new_nodes = list(placed.get(-1, []))
+    for i, n in enumerate(kept):
+        new_nodes.append(n)
+        new_nodes.extend(placed.get(i, []))
+    del g.node[:]
+    g.node.extend(new_nodes)
+    keep = [t for t in g.initializer if t.name not in replaced or t.name in still_used]
+    del g.initializer[:]
+    g.initializer.extend(keep + out.new_inits)
+    if not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return {"tensors": report, "architecture": meta.get("architecture"), "accuracy_level": accuracy_level}
+
+
+def _summary(report: dict) -> dict:
+    by_type: dict[str, dict] = {}
+    for r in report["tensors"]:
+        s = by_type.setdefault(r["type"], {"tensors": 0, "container": r["container"], "max_error": 0.0})
+        s["tensors"] += 1
+        s["max_error"] = max(s["max_error"], r["max_error"])
+    return by_type
+
+
+def transcode_gguf(source: ModelSource, accuracy_level: int = 4) -> Path:
+    """The cached genai folder for a GGUF source, computing with its own quantized blocks."""
+    import onnx
+
+    from edgewise.export.genai import build_genai
+
+    if source.kind != "gguf":
+        raise EdgewiseError(f"{source.ref}: transcoding reads a quantized .gguf file, not a {source.kind} model: "
+                            "use int8 or int4 to quantize it")
+    gguf_path = Path(source.path)
+
+    def build(dst: Path) -> None:
+        t0 = time.perf_counter()
+        base = build_genai(source, "fp32")
+        model = onnx.load(str(base / "model.onnx"), load_external_data=True)
+        report = transcode_graph(model, gguf_path, accuracy_level)
+        report["by_type"] = _summary(report)
+        for f in base.iterdir():
+            if f.is_file() and f.suffix != ".onnx" and not f.name.endswith(".data") and not f.name.startswith(".") \
+                    and f.name != "builder.log":
+                (dst / f.name).write_bytes(f.read_bytes())
+        onnx.save_model(model, str(dst / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="model.onnx.data", size_threshold=1024)
+        report["seconds"] = round(time.perf_counter() - t0, 1)
+        (dst / "transcode.json").write_text(json.dumps(report, indent=1))
+
+    return cached_build("gguf-onnx", gguf_path, {"accuracy_level": accuracy_level, "v": FORMAT_VERSION}, build)
