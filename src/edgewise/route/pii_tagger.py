@@ -1,0 +1,288 @@
+"""On-device tagger for person names and street addresses: a small BERT-style token classifier in int8 ONNX.
+
+The model folder (models/pii-tagger, built by `python -m edgewise.route.pii_train`) holds:
+    model.onnx       the encoder, exported and int8-quantized by edgewise.export (last_hidden_state out)
+    head.npz         the token-classification head (W: (H, K), b: (K,)), applied here in numpy
+    tokenizer.json   MiniLM's uncased WordPiece tokenizer
+    tagger.json      labels, window, and the decision threshold
+
+The tokenizer is uncased, so case goes in as a feature: token_type_ids carry each piece's case
+(lower, Capitalised, UPPER) and whether it starts a line, which BERT's whitespace-blind tokens lose.
+
+    tagger = PiiTagger.load()              # finds models/pii-tagger
+    tagger("Send it to Ana Lima, 12 Rua Augusta")   # -> [Entity("person", ...), Entity("street_address", ...)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.errors import EdgewiseError
+from edgewise.route.pii import Entity, register_detector
+
+KINDS = ("person", "street_address")
+ENV = "EDGEWISE_PII_MODEL"  # a model folder, or "off" to run without the tagger
+
+
+def case_type(piece: str, line_start: bool) -> int:
+    """0 lower/none, 1 Capitalised, 2 UPPER (2+ letters); +3 when the piece starts a line."""
+    letters = [c for c in piece if c.isalpha()]
+    c = 0
+    if letters and letters[0].isupper():
+        c = 2 if len(letters) >= 2 and all(x.isupper() for x in letters) else 1
+    return c + (3 if line_start else 0)
+
+
+N_TYPES = 6
+
+
+class Encoded:
+    """One text as model inputs: word-piece ids, case types and character offsets (no CLS/SEP)."""
+
+    __slots__ = ("ids", "types", "offsets")
+
+    def __init__(self, ids: np.ndarray, types: np.ndarray, offsets: list[tuple[int, int]]):
+        self.ids, self.types, self.offsets = ids, types, offsets
+
+
+def encode(tokenizer, text: str) -> Encoded:
+    enc = tokenizer.encode(text, add_special_tokens=False)
+    offsets = enc.offsets
+    types = np.empty(len(offsets), dtype=np.int64)
+    prev_end = 0
+    for i, (a, b) in enumerate(offsets):
+        gap = text[prev_end:a] if i else text[:a]
+        types[i] = case_type(text[a:b], i == 0 or "\n" in gap)
+        prev_end = b
+    return Encoded(np.asarray(enc.ids, dtype=np.int64), types, list(offsets))
+
+
+def windows(n: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Cover n tokens with windows of `size`; each token is read from the window where it sits furthest
+    from an edge. Returns (start, end, keep_from, keep_to) in token indices."""
+    if n <= size:
+        return [(0, n, 0, n)]
+    stride = size - 2 * overlap
+    out, start = [], 0
+    while True:
+        end = min(start + size, n)
+        keep_from = 0 if start == 0 else start + overlap
+        keep_to = n if end == n else end - overlap
+        out.append((start, end, keep_from, keep_to))
+        if end == n:
+            return out
+        start += stride
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    """labels: BIO tags, index = head output. window/overlap: tokens per model call and context kept on
+    each side of a window cut. threshold: a token is PII when 1 - P(O) reaches it."""
+
+    labels: tuple[str, ...]
+    window: int = 128
+    overlap: int = 16
+    threshold: float = 0.5
+    cls_id: int = 101
+    sep_id: int = 102
+
+    def __post_init__(self):
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if not self.labels or self.labels[0] != "O":
+            raise EdgewiseError("tagger.json labels must start with 'O'")
+        if not 8 <= self.window <= 510 or not 0 <= 2 * self.overlap < self.window:
+            raise EdgewiseError(f"tagger window {self.window} / overlap {self.overlap} out of range")
+        if not 0 < self.threshold < 1:
+            raise EdgewiseError(f"tagger threshold must be in (0, 1), got {self.threshold}")
+
+
+class PiiTagger:
+    def __init__(self, folder: Path, threads: int = 1):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        meta_path = folder / "tagger.json"
+        if not meta_path.is_file():
+            raise EdgewiseError(f"{folder} is not a PII tagger folder (no tagger.json): build one with "
+                                "`python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml`")
+        meta = json.loads(meta_path.read_text())
+        self.config = TaggerConfig(**{k: meta[k] for k in ("labels", "window", "overlap", "threshold") if k in meta})
+        self.folder = folder
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        head = np.load(folder / "head.npz")
+        self.W, self.b = head["W"].astype(np.float32), head["b"].astype(np.float32)
+        # label index -> (kind, is_begin); "O" -> (None, False)
+        self._tags = [(None, False) if t == "O" else (t[2:], t[0] == "B") for t in self.config.labels]
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, threads: int = 1) -> "PiiTagger":
+        found = Path(folder) if folder is not None else default_model_dir()
+        if found is None:
+            raise EdgewiseError("no PII tagger model found: set EDGEWISE_PII_MODEL or build models/pii-tagger "
+                                "with `python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml`")
+        return cls(found, threads)
+
+    def probs(self, text: str) -> tuple[np.ndarray, Encoded]:
+        """Per-token label probabilities (T, K) for the whole text, windowed."""
+        enc = encode(self.tokenizer, text)
+        n, c = len(enc.ids), self.config
+        K = len(c.labels)
+        out = np.zeros((n, K), dtype=np.float32)
+        if n == 0:
+            return out, enc
+        spans = windows(n, c.window, c.overlap)
+        L = max(e - s for s, e, _, _ in spans) + 2
+        ids = np.zeros((len(spans), L), dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        for i, (s, e, _, _) in enumerate(spans):
+            ids[i, 0], ids[i, 1:e - s + 1], ids[i, e - s + 1] = c.cls_id, enc.ids[s:e], c.sep_id
+            types[i, 1:e - s + 1] = enc.types[s:e]
+            mask[i, :e - s + 2] = 1
+        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        logits = hidden @ self.W + self.b  # (B, L, K)
+        logits -= logits.max(-1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(-1, keepdims=True)
+        for i, (s, e, kf, kt) in enumerate(spans):
+            out[kf:kt] = p[i, 1 + kf - s:1 + kt - s]
+        return out, enc
+
+    def __call__(self, text: str) -> list[Entity]:
+        if not text.strip():
+            return []
+        p, enc = self.probs(text)
+        return decode(text, p, enc.offsets, self._tags, self.config.threshold)
+
+
+def decode(text: str, p: np.ndarray, offsets: list[tuple[int, int]], tags: list[tuple[str | None, bool]],
+           threshold: float) -> list[Entity]:
+    """Token probabilities -> character spans: consecutive tokens of one kind join (a B tag starts a new
+    span), and a span grows to whole words, since half a name still identifies someone."""
+    ents: list[list] = []  # [kind, start, end]
+    prev_kind = None
+    for t, (a, b) in enumerate(offsets):
+        row = p[t]
+        if 1.0 - row[0] < threshold:
+            prev_kind = None
+            continue
+        j = int(np.argmax(row[1:])) + 1
+        kind, begin = tags[j]
+        if kind == prev_kind and not begin and ents:
+            ents[-1][2] = b
+        else:
+            ents.append([kind, a, b])
+        prev_kind = kind
+    spans: list[list] = []
+    for kind, a, b in ents:
+        while a > 0 and text[a - 1].isalnum():
+            a -= 1
+        while b < len(text) and text[b].isalnum():
+            b += 1
+        while b > a and (text[b - 1] in ",;:(-/" or text[b - 1].isspace()):
+            b -= 1
+        if b - a < 2 or not any(ch.isalnum() for ch in text[a:b]):
+            continue
+        # One name or address split by the tagger joins up again: overlapping pieces (grown to the same
+        # word), name parts split by a space, address parts split by a comma or dash.
+        last = spans[-1] if spans else None
+        if last and last[0] == kind and (a < last[2] or _JOIN.get(kind, _SPACE).fullmatch(text[last[2]:a])):
+            spans[-1][2] = max(spans[-1][2], b)
+        else:
+            spans.append([kind, a, b])
+    out = []
+    for kind, a, b in spans:
+        words = re.findall(r"\w+", text[a:b])
+        if kind == "person" and all(w.lower() in FUNCTION_WORDS for w in words):
+            continue
+        # A lone short upper-case word beside PII is an acronym ("IBAN", "SSN", "HR"), not a name.
+        if kind == "person" and len(words) == 1 and words[0].isupper() and len(words[0]) <= 4:
+            continue
+        # An address without a number (house, flat or postcode) points at no door: "Orchard Road", "Tuesday".
+        if kind == "street_address" and not (any(c.isdigit() for c in text[a:b])
+                                             and any(len(w) > 1 and not w.isdigit() for w in words)):
+            continue
+        out.append(Entity(kind, a, b, text[a:b]))
+    return out
+
+
+_SPACE = re.compile(r" ")
+_JOIN = {"person": re.compile(r" "), "street_address": re.compile(r"[\s,.\-/]{1,3}")}
+
+
+# Words that are never a name on their own: a span made only of these is dropped.
+FUNCTION_WORDS = frozenset("""a an the and or but if of to in on at by for from with about as into than then so
+this that these those it its i me my mine we us our you your he him his she her they them their who whom whose
+what which when where why how hi hello hey dear thanks thank regards cheers best yes no not ok okay please mr mrs
+ms dr sir madam is are was were be been am do does did have has had can could will would shall should may might
+must""".split())
+
+
+# --- registration as router detectors --------------------------------------------------------
+
+def default_model_dir() -> Path | None:
+    env = os.environ.get(ENV)
+    if env is not None:
+        return None if env.lower() in ("", "off", "none") else Path(env)
+    for root in Path(__file__).resolve().parents:
+        cand = root / "models" / "pii-tagger"
+        if (cand / "tagger.json").is_file():
+            return cand
+    return None
+
+
+_lock = threading.Lock()
+_shared: dict[str, PiiTagger] = {}
+
+
+def shared_tagger() -> PiiTagger:
+    """One session per process, built on first use (so importing the router stays cheap)."""
+    with _lock:
+        if "t" not in _shared:
+            _shared["t"] = PiiTagger.load(threads=int(os.environ.get("EDGEWISE_PII_THREADS", "1")))
+        return _shared["t"]
+
+
+@lru_cache(maxsize=64)
+def _tag_cached(text: str) -> tuple[Entity, ...]:
+    # The person and street_address detectors ask about the same text one after the other.
+    return tuple(shared_tagger()(text))
+
+
+def _detector(kind: str):
+    def detect_kind(text: str):
+        return [e for e in _tag_cached(text) if e.kind == kind]
+
+    detect_kind.__name__ = f"tagger_{kind}"
+    return detect_kind
+
+
+def register_default() -> bool:
+    """Register `person` and `street_address` when a model folder is found and its runtime is installed."""
+    folder = default_model_dir()
+    if folder is None or not (folder / "tagger.json").is_file():
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return False
+    kinds = json.loads((folder / "tagger.json").read_text()).get("kinds", list(KINDS))
+    for kind in kinds:
+        register_detector(kind, fuzzy=True)(_detector(kind))
+    return True

@@ -1,0 +1,127 @@
+"""The on-device name/address tagger: its pieces on their own, then the committed int8 model in the router."""
+
+import numpy as np
+import pytest
+
+from edgewise.errors import EdgewiseError
+from edgewise.route import pii
+from edgewise.route.pii import Entity, detect, redact, restore
+from edgewise.route.pii_tagger import PiiTagger, case_type, decode, default_model_dir, windows
+
+TAGS = [(None, False), ("person", True), ("person", False), ("street_address", True), ("street_address", False)]
+
+
+def test_case_types():
+    assert [case_type(w, False) for w in ("anna", "Anna", "ANNA", "A", "42", "McDonald")] == [0, 1, 2, 1, 0, 1]
+    assert case_type("Anna", True) == 4
+
+
+@pytest.mark.parametrize("n", [1, 100, 128, 129, 300, 1000])
+def test_windows_read_every_token_once(n):
+    seen = []
+    for s, e, kf, kt in windows(n, 128, 16):
+        assert 0 <= s <= kf <= kt <= e <= n and e - s <= 128
+        seen += range(kf, kt)
+    assert seen == list(range(n))
+
+
+def _probs(labels):
+    p = np.zeros((len(labels), 5), dtype=np.float32)
+    p[np.arange(len(labels)), labels] = 1.0
+    return p
+
+
+def test_decode_joins_tokens_grows_to_words_and_drops_function_words():
+    text = "Hi Anna Lee-Smith, at 12 Rue X. The end"
+    # pieces: Hi | Anna | Lee | -Smith(2 pieces) | , | at | 12 | Rue | X | . | The | end
+    offsets = [(0, 2), (3, 7), (8, 11), (11, 12), (12, 17), (17, 18), (19, 21), (22, 24), (25, 28), (29, 30),
+               (30, 31), (32, 35), (36, 39)]
+    labels = [0, 1, 2, 2, 0, 0, 0, 3, 4, 4, 0, 1, 0]  # "Smith" half-tagged; "The" tagged as a name
+    ents = decode(text, _probs(labels), offsets, TAGS, 0.5)
+    assert [(e.kind, e.value) for e in ents] == [("person", "Anna Lee-Smith"), ("street_address", "12 Rue X")]
+
+
+def test_decode_threshold_is_one_minus_p_outside():
+    p = np.array([[0.55, 0.45, 0, 0, 0]], dtype=np.float32)
+    assert decode("Anna", p, [(0, 4)], TAGS, 0.5) == []
+    assert [e.value for e in decode("Anna", p, [(0, 4)], TAGS, 0.4)] == ["Anna"]
+
+
+def test_missing_folder_says_how_to_build_one(tmp_path):
+    with pytest.raises(EdgewiseError, match="pii_train"):
+        PiiTagger.load(tmp_path)
+
+
+def test_fuzzy_spans_keep_what_a_validated_match_does_not_cover():
+    text = "xx Anna 555-0100 Lee yy"
+    taken = [Entity("phone", 8, 16, "555-0100")]
+    parts = pii._outside(Entity("person", 3, 20, text[3:20]), taken, text)
+    assert [p.value for p in parts] == ["Anna", "Lee"]
+
+
+# --- the committed model -----------------------------------------------------------------------
+
+needs_model = pytest.mark.skipif(default_model_dir() is None, reason="models/pii-tagger is not in this checkout")
+
+
+@needs_model
+def test_model_is_registered_and_small():
+    assert {"person", "street_address"} <= set(pii.available_kinds())
+    folder = default_model_dir()
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 25 * 2**20
+
+
+@needs_model
+@pytest.mark.parametrize("text,kind,value", [
+    ("Please forward the minutes to Chiara Bianchi before lunch.", "person", "Chiara Bianchi"),
+    ("thanks, see you tomorrow - kwabena", "person", "kwabena"),
+    ("Deliver it to 17 Harbour Lane, Whitby YO21 3PU please.", "street_address", "17 Harbour Lane, Whitby YO21 3PU"),
+    ("Unser Büro ist jetzt in der Lindenstraße 8, 10969 Berlin.", "street_address", "Lindenstraße 8, 10969 Berlin"),
+])
+def test_model_finds_names_and_addresses(text, kind, value):
+    ents = [e for e in detect(text) if e.kind == kind]
+    covered = {i for e in ents for i in range(e.start, e.end)}
+    start = text.index(value)
+    assert all(i in covered for i in range(start, start + len(value)) if text[i].isalnum()), ents
+
+
+@needs_model
+@pytest.mark.parametrize("text", [
+    "What is the capital of France?",
+    "Explain the Fourier transform with a short Python example.",
+    "The meeting moved to Monday; marketing will present the April numbers.",
+])
+def test_model_leaves_plain_text_alone(text):
+    assert detect(text) == []
+
+
+@needs_model
+def test_redact_restore_with_names_and_addresses():
+    text = "Write to Ana Lima at Rua Augusta 274, 1100-053 Lisboa, and copy Ana Lima's lawyer."
+    red, mapping = redact(text)
+    assert "Ana Lima" not in red and "Rua Augusta" not in red
+    assert "[PERSON_1]" in red and "[ADDRESS_1]" in red
+    assert restore(red, mapping) == text
+
+
+@needs_model
+def test_long_prompt_is_windowed():
+    filler = "The quarterly report covers revenue, costs and hiring plans for next year. " * 40
+    text = filler + "Please call Dmitri Ivanov about it."
+    ents = detect(text)
+    assert [e.value for e in ents if e.kind == "person"] == ["Dmitri Ivanov"]
+
+
+@needs_model
+def test_privacy_policy_accepts_the_tagger_kinds():
+    from edgewise.route.policies.privacy import PrivacyConfig
+
+    assert PrivacyConfig(kinds=("person", "street_address")).kinds == ("person", "street_address")
+
+
+@needs_model
+def test_a_found_name_is_hidden_in_later_messages_too():
+    r = pii.Redactor()
+    first = r("Please forward the minutes to Chiara Bianchi before lunch.")
+    assert "Chiara Bianchi" not in first
+    assert r("Chiara Bianchi") == first.split(" to ")[1].split(" ")[0]  # the same placeholder, no context needed
