@@ -95,3 +95,17 @@ def test_wrong_precision_and_task():
         load_litert(_source(p), "int4", 1)
     with pytest.raises(UnsupportedModelError):
         load_litert(ModelSource(ref="x", kind="onnx", path=p, task="encoder", name="x"), "native", 1)
+
+
+def test_a_graph_is_its_own_type_and_the_text_runtime_refuses_it():
+    from edgewise.runtime import generate
+    from edgewise.runtime.api import embed, forward_logits
+    from edgewise.runtime.backend import LoadedModel, capability
+
+    m = load_litert(_source(_mediapipe_model(FACE)), "native", 1)
+    assert not isinstance(m, LoadedModel)
+    assert not any(hasattr(m, a) for a in ("tokenizer", "decoder", "encoder", "context_length"))
+    for call in (lambda: generate(m, "hi"), lambda: embed(m, ["hi"]), lambda: forward_logits(m, [1, 2])):
+        with pytest.raises(EdgewiseError, match="litert graph: it has no text side"):
+            call()
+    assert capability(m, "bits_per_weight") is None and m.name == m.source.name

@@ -47,6 +47,21 @@ def test_missing_extra_names_the_fix(monkeypatch):
         load_llamacpp(_source(Path("x.gguf")), "native", 1)
 
 
+@needs_llamacpp
+def test_wait_policy_is_scoped_to_the_import(monkeypatch):
+    import os
+
+    from edgewise.runtime.llamacpp_backend import import_llama_cpp
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    import_llama_cpp()
+    assert "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ  # torch keeps its own
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # a user's policy wins and is left alone
+    import_llama_cpp()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in os.environ
+
+
 def _greedy(model, prompt: list[int], n: int) -> list[int]:
     s, eos = model.decoder, model.tokenizer.eos_ids
     s.start(len(prompt) + n)
@@ -217,3 +232,61 @@ def test_quant_types_are_what_they_say(tmp_path):
     assert not (tmp_path / "tiny.Q4_K_M.f32.gguf").exists()  # the intermediate is cleaned up
     with pytest.raises(EdgewiseError, match="F32/F16"):  # no silent re-quantization of a quantized file
         llamacpp_quantize(q4.path, tmp_path / "again.Q4_0.gguf", LlamaCppQuant("Q4_0"))
+
+
+# --- llama.cpp's own tools (make bench-setup) and the SIMD the binding was built with -------------------------
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((ln for ln in f if ln.startswith("flags")), ":").split(":", 1)[1].split())
+    except OSError:
+        return set()
+
+
+@needs_llamacpp
+def test_binding_carries_this_cpus_simd_and_no_amx():
+    from edgewise.runtime.llamacpp_backend import import_llama_cpp
+
+    info = import_llama_cpp().llama_print_system_info().decode()
+    flags = _cpu_flags()
+    if "avx2" not in flags:
+        pytest.skip("this CPU has no AVX2")
+    # make bench-setup passes this CPU's SIMD. (GGML_NATIVE=OFF alone already turns the AVX2 tier on; AVX-512
+    # needs the explicit flags, so AVX512 must be there exactly when the CPU has it.)
+    assert "AVX2 = 1" in info and "FMA = 1" in info
+    assert ("AVX512 = 1" in info) == ("avx512f" in flags)
+    assert "AMX" not in info  # AMX kernels die with "Illegal instruction" on these VMs
+
+
+def test_llama_tool_lookup(tmp_path, monkeypatch):
+    from edgewise.bench.llamacpp_tools import llama_tool
+
+    fake = tmp_path / "llama-perplexity"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("EDGEWISE_LLAMACPP_BIN", str(tmp_path))
+    assert llama_tool("llama-perplexity") == fake  # the variable wins over the bench build
+    with pytest.raises(EdgewiseError, match="unknown llama.cpp tool"):
+        llama_tool("llama-server")
+
+
+def _needs_tool(name: str) -> Path:
+    from edgewise.bench.llamacpp_tools import llama_tool
+
+    p = llama_tool(name)
+    if p is None:
+        pytest.skip(f"llama.cpp's {name} is not built: run `make bench-setup` (or set EDGEWISE_LLAMACPP_BIN)")
+    return p
+
+
+@real_model
+def test_llama_bench_reports_tg_pp_and_rss():
+    from edgewise.bench.llamacpp_tools import llama_bench
+
+    _needs_tool("llama-bench")
+    r = llama_bench(_packaged_gguf(), threads=1, n_prompt=16, n_gen=4, reps=1)
+    assert r["pp16"] > 1 and r["tg4"] > 1  # tokens/s
+    # The 98 MB GGUF is mmapped and touched: its pages count towards the peak.
+    assert 60 < r["peak_rss_mb"] < 2000
+    assert r["command"].split()[0].endswith("llama-bench") and "-t 1" in r["command"]

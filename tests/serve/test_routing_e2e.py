@@ -4,7 +4,6 @@ The cloud is itself `edgewise serve` (another tiny model) with --request-log, so
 what reached it. Faults (hang, 500, reset) use the scriptable loopback cloud from tests/route.
 """
 
-import json
 import time
 
 import httpx

@@ -80,6 +80,13 @@ def test_embeddings(tiny_server):
     (json.dumps({"model": "M", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}).encode(), 400, "temperature"),
     (json.dumps({"model": "M", "messages": [{"role": "user", "content": "x"}], "max_tokens": -3}).encode(), 400, "max_tokens"),
     (json.dumps({"model": "nope", "messages": [{"role": "user", "content": "x"}]}).encode(), 404, "model"),
+    # Found by fuzzing: an unhashable role was a TypeError 500; a non-string text part too.
+    (json.dumps({"model": "M", "messages": [{"role": {}, "content": "x"}]}).encode(), 400, "messages[0].role"),
+    (json.dumps({"model": "M", "messages": [{"role": ["user"], "content": "x"}]}).encode(), 400, "messages[0].role"),
+    (json.dumps({"model": "M", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}).encode(),
+     400, "messages[0].content"),
+    (b'{"model": "M", "messages": [{"role": "user", "content": "\\ud800"}]}', 400, "messages[0].content"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, None),
 ])
 def test_malformed_requests_get_4xx_openai_errors(tiny_server, body, status, param):
     body = body.replace(b'"M"', json.dumps(model_id(tiny_server)).encode())
@@ -88,6 +95,31 @@ def test_malformed_requests_get_4xx_openai_errors(tiny_server, body, status, par
     err = r.json()["error"]
     assert err["message"] and err["type"] and err["param"] == param
     assert tiny_server.alive()
+
+
+@pytest.mark.parametrize("prompt,needle", [
+    # The issue's [1007, 194, 182812531, 194] on SmolLM2 was a RuntimeError 500 (1007 is past this tiny vocabulary).
+    ([107, 194, 182812531, 194], "182812531 is outside"),
+    ([5, 2**40], "is outside"),
+    ("", "gives no tokens"),
+])
+def test_bad_completion_prompts_are_400_naming_the_prompt(tiny_server, prompt, needle):
+    r = httpx.post(tiny_server.url + "/v1/completions", json={"model": model_id(tiny_server), "prompt": prompt,
+                                                                "max_tokens": 2})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "prompt" and needle in r.json()["error"]["message"]
+    assert tiny_server.alive()
+
+
+def test_models_show_the_sampling_defaults_and_openapi_is_published(tiny_server):
+    gen = httpx.get(tiny_server.url + "/v1/models").json()["data"][0]
+    assert gen["sampling"] == {"temperature": 1.0, "top_p": 1.0, "top_k": 0,
+                               "source": "OpenAI defaults (the model names none)"}
+    spec = httpx.get(tiny_server.url + "/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"} <= set(spec["paths"])
+    chat = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert chat["required"] == ["model", "messages"] and gen["id"] in chat["properties"]["model"]["examples"]
 
 
 def test_prompt_over_context_is_400_naming_the_limit(tiny_server):

@@ -9,8 +9,11 @@ import typer
 from rich.console import Console
 
 from edgewise.cli.app import app
+from edgewise.errors import EdgewiseError
 
 err = Console(stderr=True)
+# edgewise.compress.distill is imported inside the command: it loads torch and transformers (seconds), and every
+# command module loads when `edgewise` starts.
 
 
 @app.command()
@@ -41,8 +44,6 @@ def distill(
     """Distil a teacher LM into a small Llama student (logit KD + hard labels); resumable, Ctrl-C safe."""
     from edgewise.compress.distill import DistillConfig, distill as run_distill, expand_data, load_recipe, \
         student_config_from_file
-    from edgewise.errors import EdgewiseError
-
     overrides = dict(teacher=teacher, out=out, steps=steps, seq_len=seq_len, batch=batch, lr=lr, alpha=alpha,
                      temperature=temperature, vocab_size=vocab_size, teacher_windows=teacher_windows,
                      teacher_samples=teacher_samples, threads=threads, resume=resume or None, force=force or None,

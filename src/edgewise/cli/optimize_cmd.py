@@ -9,19 +9,22 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bars
 
 from edgewise.cli.app import app
-from edgewise.optimize.progress import Progress
+from edgewise.cli.run_cmd import _quiet_libraries
+from edgewise.progress import Progress
 
 err = Console(stderr=True)
+# edgewise.optimize, edgewise.report and edgewise.bench.compare are imported inside the commands: every command
+# module loads when `edgewise` starts, and those pull in numpy, the runtime and the compressors.
 
 
 class RichProgress(Progress):
     """One progress bar per stage on stderr; notes print above the bars."""
 
     def __init__(self, console: Console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
-
         self.bars = Bars(TextColumn("[bold]{task.fields[stage]:<9}[/bold]"), BarColumn(bar_width=24),
                          MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
                          console=console, transient=False)
@@ -71,8 +74,6 @@ def _table_console(stderr: bool = False) -> Console:
 
 
 def _quiet() -> None:
-    from edgewise.cli.run_cmd import _quiet_libraries
-
     _quiet_libraries()
 
 

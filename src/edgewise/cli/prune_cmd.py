@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from edgewise.cli.app import app
-from edgewise.outdir import check_out_dir, replace_dir
+from edgewise.cli.optimize_cmd import _quiet, _table_console
+from edgewise.data import DEMO_TEXT, packaged_text
+from edgewise.data.corpora import CORPORA
+from edgewise.errors import EdgewiseError
+from edgewise.outdir import check_out_dir
+from edgewise.staging import staged_dir
 
 err = Console(stderr=True)
+# edgewise.compress is imported inside the functions: importing it imports every compression method (method
+# discovery), and every command module loads when `edgewise` starts.
 CALIB_WORD = "calib"  # --recover-data calib: recover on the calibration text (Recovery(data=None))
 
 
@@ -40,11 +46,9 @@ def prune(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON to stdout."),
 ) -> None:
     """Prune a model by importance (structured, then a short distillation) or by magnitude/Wanda (unstructured)."""
-    from edgewise.cli.optimize_cmd import _quiet, _table_console
     from edgewise.compress import Calibration
     from edgewise.compress.prune import parse_prune
     from edgewise.compress.prune import prune as run_prune
-    from edgewise.errors import EdgewiseError
 
     _quiet()
     config = parse_prune(method)
@@ -69,8 +73,6 @@ def prune(
 def with_recovery_data(config, entries: list[str]):
     """The config with its Recovery reading `entries` (files made absolute: the cache key must not depend on cwd)."""
     from edgewise.compress.prune import Structured
-    from edgewise.data.corpora import CORPORA
-    from edgewise.errors import EdgewiseError
 
     if not isinstance(config, Structured):
         raise EdgewiseError("--recover-data applies to structured pruning only: Wanda and magnitude keep every "
@@ -99,15 +101,10 @@ def with_recovery_data(config, entries: list[str]):
 
 
 def copy_out(src: Path, out: Path, force: bool) -> Path:
-    """Copy the cached folder to `out` through a temp folder beside it, so `out` is never half-written."""
+    """Copy the cached folder to `out` through a staging folder beside it, so `out` is never half-written."""
     check_out_dir(out, force)
     out = out.expanduser().resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output folder is an ordinary one
+    with staged_dir(out) as tmp:
         for f in Path(src).iterdir():
             if f.name.startswith("."):  # the cache's .complete marker
                 continue
@@ -116,10 +113,6 @@ def copy_out(src: Path, out: Path, force: bool) -> Path:
                 shutil.copytree(f, tmp / f.name, copy_function=shutil.copyfile)
             else:
                 shutil.copyfile(f, tmp / f.name)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -142,8 +135,6 @@ def removed_text(result) -> str:
 
 
 def result_table(result, folder: Path):
-    from rich.table import Table
-
     t = Table(title=f"{result.name}: {result.config.describe()}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
@@ -169,9 +160,6 @@ def result_table(result, folder: Path):
 
 
 def bench_hint(model: str, folder: Path) -> str:
-    from edgewise.compress.context import packaged_text
-    from edgewise.evaluate.defaults import DEMO_TEXT
-
     # The packaged Hamlet scene is neither the default calibration text nor the default recovery data.
     return (f"edgewise bench {shlex.quote(model + '@torch')} {shlex.quote(str(folder) + '@torch')} "
             f"--task perplexity:{shlex.quote(str(packaged_text(DEMO_TEXT)))}")

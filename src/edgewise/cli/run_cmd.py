@@ -39,7 +39,7 @@ def run(
     model: str = typer.Argument(..., help="Alias, path (HF folder, .gguf, .onnx, bundle) or hub id."),
     prompt: str = typer.Argument(..., help="The prompt; wrapped in the model's chat template unless --raw."),
     backend: str = typer.Option("ort", help="ort | torch | llamacpp"),
-    precision: str = typer.Option("fp32", help="fp32 | int8 | int4"),
+    precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: the engine's choice)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Maximum new tokens."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
@@ -52,24 +52,22 @@ def run(
 ) -> None:
     """Stream a generation from a local model, fully offline."""
     _quiet_libraries()
-    from edgewise.runtime import GenerationConfig, load_model, stream_generate
+    from edgewise.runtime import GenerationConfig, generate, load_model
 
     cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                            seed=seed, stop=tuple(stop))
     if not as_json:
         err.print(f"[dim]loading {model} on {backend} ({precision})…[/dim]")
     lm = load_model(model, backend=backend, precision=precision, threads=threads)
-    parts, ids, last = [], [], None
-    for r in stream_generate(lm, prompt, cfg, chat=not raw):
-        parts.append(r.text)
-        ids += r.token_ids
-        last = r
-        if not as_json:
-            sys.stdout.write(r.text)
-            sys.stdout.flush()
+
+    def show(r) -> None:
+        sys.stdout.write(r.text)
+        sys.stdout.flush()
+
+    last = generate(lm, prompt, cfg, chat=not raw, on_step=None if as_json else show)
     if as_json:
         print(json.dumps({
-            "text": "".join(parts), "tokens": last.generation_tokens, "token_ids": ids,
+            "text": last.text, "tokens": last.generation_tokens, "token_ids": last.token_ids,
             "prompt_tokens": last.prompt_tokens, "prompt_tps": round(last.prompt_tps, 2),
             "generation_tps": round(last.generation_tps, 2), "ttft_ms": round(last.ttft_ms, 2),
             "peak_rss_mb": round(last.peak_rss_mb, 1), "finish_reason": last.finish_reason,
@@ -88,7 +86,7 @@ def embed(
     model: str = typer.Argument(..., help="An encoder: alias (minilm-l6), HF folder or ONNX file."),
     texts: list[str] = typer.Argument(..., help="One or more texts."),
     backend: str = typer.Option("ort", help="ort | torch"),
-    precision: str = typer.Option("fp32", help="fp32 | int8 | int4"),
+    precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
     threads: Optional[int] = typer.Option(None),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

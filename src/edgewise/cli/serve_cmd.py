@@ -15,7 +15,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(8000),
     backend: str = typer.Option("ort", help="ort | torch | llamacpp"),
-    precision: str = typer.Option("fp32", help="fp32 | int8 | int4"),
+    precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
     threads: Optional[int] = typer.Option(None),
     embed_model: Optional[str] = typer.Option(None, "--embed-model", help="Also serve /v1/embeddings with this encoder."),
     max_queue: int = typer.Option(8, "--max-queue", help="Running + waiting requests before 429."),
@@ -26,6 +26,7 @@ def serve(
     cloud_key_env: Optional[str] = typer.Option(None, "--cloud-key-env", help="Env var holding the cloud's key."),
     policy: Optional[str] = typer.Option(None, "--policy", help="Router policy file (TOML)."),
     request_log: Optional[str] = typer.Option(None, "--request-log", help="Append every request body to this JSONL."),
+    log: Optional[str] = typer.Option(None, "--log", help="Append the server log (5xx tracebacks) here, not stderr."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, with optional hybrid edge-cloud routing."""
     from edgewise.cli.run_cmd import _quiet_libraries
@@ -37,4 +38,4 @@ def serve(
                            embed_model=embed_model, max_queue=max_queue, default_max_tokens=max_tokens,
                            api_key_env=api_key_env, cloud_url=cloud, cloud_model=cloud_model,
                            cloud_key_env=cloud_key_env, policy=policy,
-                           request_log=request_log))
+                           request_log=request_log, log=log))

@@ -9,95 +9,26 @@ edge_fn(request) returns an object with `.text` and `.logprobs` (the runtime's G
 cloud_fn(request, deadline_s) returns a str or an object with `.text` (CloudClient is one) and
 raises on failure. request is a prompt string or OpenAI-style messages; the cloud gets the same
 shape, with PII replaced by placeholders in redact mode.
+
+The configuration (RouterConfig, policy files) is in config.py, the streaming answer (RouteStream) in stream.py.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from edgewise.errors import EdgewiseError
 from edgewise.route.cloud import CloudAnswer, CloudError
+from edgewise.route.config import RouterConfig, build_policies, load_policy_file
 from edgewise.route.decision_log import DecisionLog
-from edgewise.route.pii import StreamRestorer, restore
-from edgewise.route.policies import DEFAULT_ORDER, POLICIES
-from edgewise.route.types import (CLOUD, DEGRADED, EDGE, Request, RouteContext, RouteResult, config_from_table,
-                                  request_text)
+from edgewise.route.pii import restore
+from edgewise.route.stream import RouteStream
+from edgewise.route.types import CLOUD, DEGRADED, EDGE, Request, RouteContext, RouteResult, config_from_table, request_text
 
-PREFER = (EDGE, CLOUD)
 _FROM_FILE = object()
-# Built when a policy file has no table for them: privacy must never be off by accident.
-ON_BY_DEFAULT = ("privacy", "connectivity")
-
-
-@dataclass(frozen=True)
-class RouterConfig:
-    """prefer: where a request goes when no policy has an opinion (edge, or cloud = "cloud unless
-    offline or private"). order: the policy chain. deadline_s: default latency budget per request.
-    edge_reserve_s: time kept back for an edge fallback when the cloud is tried before the edge ran
-    (None = 1.5x the edge's running average latency). log: decision log path ("" = none)."""
-
-    prefer: str = EDGE
-    order: tuple[str, ...] = DEFAULT_ORDER
-    deadline_s: float = 30.0
-    edge_reserve_s: float | None = None
-    min_cloud_s: float = 0.05
-    log: str = ""
-
-    def __post_init__(self):
-        if self.prefer not in PREFER:
-            raise EdgewiseError(f"[router] prefer must be 'edge' or 'cloud', got {self.prefer!r}")
-        object.__setattr__(self, "order", tuple(self.order))
-        for name in self.order:
-            POLICIES.get(name)  # raises with the list of known policies
-        if len(set(self.order)) != len(self.order):
-            raise EdgewiseError(f"[router] order lists a policy twice: {list(self.order)}")
-        for name in ("deadline_s", "min_cloud_s"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise EdgewiseError(f"[router] {name} must be > 0 seconds, got {v!r}")
-        if self.edge_reserve_s is not None and (not isinstance(self.edge_reserve_s, (int, float))
-                                                or self.edge_reserve_s < 0):
-            raise EdgewiseError(f"[router] edge_reserve_s must be >= 0 seconds, got {self.edge_reserve_s!r}")
-
-
-def load_policy_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise EdgewiseError(f"policy file {path} not found: write one with `edgewise route calibrate --out {path}`")
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise EdgewiseError(f"policy file {path} is not valid TOML: {e}") from None
-
-
-def build_policies(doc: dict, order: tuple[str, ...], base_dir: Path | None = None,
-                   clock: Callable[[], float] = time.monotonic) -> list:
-    tables = doc.get("policies", {})
-    if not isinstance(tables, dict):
-        raise EdgewiseError("[policies] must be a table of [policies.<name>] tables")
-    for name in tables:
-        POLICIES.get(name)  # unknown policy table -> error naming the known ones
-        if name not in order:
-            raise EdgewiseError(f"[policies.{name}] is configured but not in [router] order {list(order)}")
-    out = []
-    for name in order:
-        table = dict(tables.get(name, {}))
-        if name not in tables and name not in ON_BY_DEFAULT:
-            continue
-        if table.get("enabled", True) is False:
-            continue
-        if base_dir is not None and isinstance(table.get("scorer"), str):
-            table["scorer"] = str((base_dir / table["scorer"]).resolve())
-        cls = POLICIES.get(name)
-        out.append(cls(config_from_table(cls.Config, table, f"policies.{name}"), clock=clock))
-    return out
 
 
 class Router:
@@ -307,7 +238,7 @@ class Router:
 
     def open_stream(self, request: Request, edge_fn: Callable[[Request], Any],
                     cloud_stream_fn: Callable | None = None, deadline_s: float | None = None,
-                    request_id: str | None = None) -> "RouteStream":
+                    request_id: str | None = None) -> RouteStream:
         """Decide, and if escalating wait for the cloud's first delta, so that `answered_by` is
         known before the first byte goes out (it belongs in a header). Iterate the result for
         text deltas; `.result` holds the final RouteResult once iteration ends."""
@@ -334,80 +265,3 @@ class Router:
                 s.cloud_s = self.clock() - c0
         s._edge(DEGRADED if degraded else EDGE, reason)
         return s
-
-
-class RouteStream:
-    def __init__(self, router: Router, ctx: RouteContext, t0: float, request_id: str | None):
-        self.router, self.ctx, self.t0, self.request_id = router, ctx, t0, request_id
-        self.answered_by, self.reason = EDGE, ""
-        self.cloud_s = 0.0
-        self.result: RouteResult | None = None
-        self._it: Iterator[str] | None = None
-        self._first: str | None = None
-
-    @property
-    def redacted(self) -> bool:
-        return bool(self.ctx.mapping) and self.ctx.escalated
-
-    def headers(self) -> dict[str, str]:
-        return RouteResult("", self.answered_by, self.reason).headers()
-
-    def _edge(self, answered_by: str, reason: str) -> None:
-        self.answered_by, self.reason = answered_by, reason
-        self.ctx.edge()
-
-    def _cloud(self, it: Iterator[str], first: str | None, c0: float, reason: str) -> None:
-        self.answered_by, self.reason, self._it, self._first, self._c0 = CLOUD, reason, it, first, c0
-
-    def close(self) -> None:
-        """Finish a stream that will not be read to the end (the client left): close the cloud
-        stream and record the request. Iterating to the end does this by itself."""
-        if self.result is not None:
-            return
-        cloud = None
-        if self._it is not None:
-            if hasattr(self._it, "close"):
-                self._it.close()
-            if self.router.breaker is not None:
-                self.router.breaker.record_success()  # it had started answering
-            cloud = CloudAnswer(text="")
-        self.reason = f"{self.reason}; client left before reading"
-        self.result = self.router._finish(self.ctx, self.t0, "", self.answered_by, self.reason, self.cloud_s, cloud,
-                                          self.request_id)
-
-    def __iter__(self) -> Iterator[str]:
-        r = self.router
-        if self.result is not None:
-            raise RuntimeError("a RouteStream can be read once")
-        if self._it is None:
-            text = self.ctx.edge().text
-            if text:
-                yield text
-            self.result = r._finish(self.ctx, self.t0, text, self.answered_by, self.reason, self.cloud_s, None,
-                                    self.request_id)
-            return
-        restorer, parts, ok = StreamRestorer(self.ctx.mapping), [], True
-        deltas = self._it if self._first is None else itertools.chain([self._first], self._it)
-        try:
-            for delta in deltas:
-                out = restorer.feed(delta)
-                if out:
-                    parts.append(out)
-                    yield out
-        except Exception as e:  # noqa: BLE001 - the answer so far stands; say that it broke
-            ok = False
-            self.reason = f"{self.reason}; {r._cloud_failed(e)} after {sum(map(len, parts))} chars"
-        finally:
-            # Also runs when the consumer stops early (client gone): close the cloud stream too.
-            if hasattr(self._it, "close"):
-                self._it.close()
-            tail = restorer.flush()
-            if tail:
-                parts.append(tail)
-            if ok and r.breaker is not None:
-                r.breaker.record_success()
-            self.cloud_s = r.clock() - self._c0
-            self.result = r._finish(self.ctx, self.t0, "".join(parts), CLOUD, self.reason, self.cloud_s,
-                                    CloudAnswer(text="".join(parts)), self.request_id)
-        if tail:
-            yield tail

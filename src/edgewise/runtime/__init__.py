@@ -24,6 +24,13 @@ for _optional in ("llamacpp_backend", "litert_backend"):
 DEFAULT_BACKEND = "ort"
 
 
+def default_precision(source: ModelSource, backend: str) -> str:
+    """What `precision="auto"` means: a GGUF keeps its own weights (transcoded on ort), everything else is fp32."""
+    if source.kind == "gguf" and backend == "ort":
+        return "gguf"
+    return "fp32"
+
+
 def load_model(ref: str | Path | ModelSource, backend: str = DEFAULT_BACKEND, precision: str = "fp32",
                threads: int | None = None) -> LoadedModel:
     """Resolve `ref` and load it on `backend` at `precision` (exporting/quantizing once, then cached)."""
@@ -32,6 +39,8 @@ def load_model(ref: str | Path | ModelSource, backend: str = DEFAULT_BACKEND, pr
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise EdgewiseError(f"--threads must be a positive integer, got {threads!r}")
     source = ref if isinstance(ref, ModelSource) else load_source(ref)
+    if precision == "auto":
+        precision = default_precision(source, backend)
     return BACKENDS.get(backend)(source, precision, threads)
 
 

@@ -7,17 +7,22 @@ detokenisation behave identically everywhere.
 from __future__ import annotations
 
 import resource
+import threading
 import time
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from edgewise.errors import EdgewiseError, PromptTooLongError
 from edgewise.runtime.backend import LoadedModel
-from edgewise.runtime.sampling import sample
+from edgewise.runtime.detokenize import StreamingDetokenizer
+from edgewise.runtime.sampling import log_softmax, sample
 from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
 
 Prompt = str | Sequence[dict] | Sequence[int]
+# KV room for a generation that keeps its cache for the next request is rounded up to this many tokens, so a
+# conversation growing by a turn still fits the cache it started (onnxruntime-genai sizes its buffer at start).
+REUSE_ROOM = 256
 
 
 def peak_rss_mb() -> float:
@@ -36,9 +41,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def text_model(model, part: str = "decoder") -> LoadedModel:
+    """The model, if it is a text model with the part asked for ("decoder", "encoder", or "any" for either);
+    else a one-line error (a LiteRT graph has no text side at all)."""
+    if not isinstance(model, LoadedModel):
+        raise EdgewiseError(f"{model.name} is a {model.backend} graph: it has no text side; call its run() "
+                            "or load a language model or encoder on ort/torch")
+    if part == "decoder" and model.decoder is None:
+        raise EdgewiseError(f"{model.name} is an encoder: it embeds text but cannot generate or score it")
+    if part == "encoder" and model.encoder is None:
+        raise EdgewiseError(f"{model.name} is a generator without an embedding head: use an encoder such as minilm-l6")
+    return model
+
+
 def prompt_ids(model: LoadedModel, prompt: Prompt, chat: bool = True) -> list[int]:
     """Token ids for a prompt: a string (wrapped in the chat template when the tokenizer has one and
-    chat=True), a list of chat messages, or ids already."""
+    chat=True), a list of chat messages, or ids already (each checked against the vocabulary)."""
+    text_model(model, "decoder")
     if isinstance(prompt, str):
         if chat and model.tokenizer.has_chat_template:
             return model.tokenizer.chat_ids([{"role": "user", "content": prompt}])
@@ -48,8 +67,12 @@ def prompt_ids(model: LoadedModel, prompt: Prompt, chat: bool = True) -> list[in
         if not model.tokenizer.has_chat_template:
             raise EdgewiseError(f"{model.name} has no chat template: send a plain prompt instead of messages")
         return model.tokenizer.chat_ids(prompt)
-    if all(isinstance(t, (int, np.integer)) for t in prompt):
-        return [int(t) for t in prompt]
+    if all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in prompt):
+        ids, vocab = [int(t) for t in prompt], model.tokenizer.vocab_size
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise EdgewiseError(f"token id {bad} is outside {model.name}'s vocabulary: ids run from 0 to {vocab - 1}")
+        return ids
     raise EdgewiseError("prompt must be a string, a list of {role, content} messages, or a list of token ids")
 
 
@@ -60,16 +83,21 @@ def check_fits(model: LoadedModel, n_prompt: int, max_tokens: int) -> None:
         raise PromptTooLongError(n_prompt + max_tokens, model.context_length)
 
 
-def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig) -> Iterator[tuple[int, float]]:
+def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig,
+                  reuse_cache: bool = False) -> Iterator[tuple[int, float]]:
     """Yield (token, logprob) forever from a prompt; the caller decides when to stop.
 
-    The next forward pass runs only when the caller asks for another token, so stopping costs nothing.
+    The next forward pass runs only when the caller asks for another token, so stopping costs nothing. With
+    reuse_cache the session keeps the prompt's common prefix with what its cache holds (the server's follow-up
+    turns); without it every prompt is run from an empty cache, as the benchmarks need.
     """
-    if model.decoder is None:
-        raise EdgewiseError(f"{model.name} is an encoder: it embeds text but cannot generate")
-    dec = model.decoder
-    dec.start(len(ids) + cfg.max_tokens)
-    logits = dec.append(ids)
+    dec = text_model(model, "decoder").decoder
+    need = len(ids) + cfg.max_tokens
+    if reuse_cache:
+        logits = dec.sync(ids, min(model.context_length, -(-need // REUSE_ROOM) * REUSE_ROOM))
+    else:
+        dec.start(need)
+        logits = dec.append(ids)
     rng = np.random.default_rng(cfg.seed)
     while True:
         tok, lp = sample(logits, cfg, rng)
@@ -89,70 +117,86 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 
 
 def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None,
-                    chat: bool = True) -> Iterator[GenerationResponse]:
+                    chat: bool = True, reuse_cache: bool = False) -> Iterator[GenerationResponse]:
     """Stream GenerationResponse objects, one per token (the text delta may be empty while held back)."""
     cfg = cfg or GenerationConfig()
     ids = prompt_ids(model, prompt, chat=chat)
     check_fits(model, len(ids), cfg.max_tokens)
     tok = model.tokenizer
+    longest_stop = max(map(len, cfg.stop), default=0)
     with model.lock:
         t0 = time.perf_counter()
-        out_ids: list[int] = []
-        emitted = ""  # text already sent to the caller
+        detok = StreamingDetokenizer(tok)
+        text, emitted = "", 0  # text decoded so far; how much of it the caller has
         t_first = prompt_tps = 0.0
-        for n, (tid, lp) in enumerate(generate_step(model, ids, cfg), start=1):
+        cached = 0
+        for n, (tid, lp) in enumerate(generate_step(model, ids, cfg, reuse_cache), start=1):
             now = time.perf_counter()
             if n == 1:
-                t_first = now
-                prompt_tps = len(ids) / max(now - t0, 1e-9)
+                t_first, cached = now, model.decoder.reused if reuse_cache else 0
+                prompt_tps = (len(ids) - cached) / max(now - t0, 1e-9)
             finish = None
             if tid in tok.eos_ids and not cfg.ignore_eos:
                 finish = "stop"
             else:
-                out_ids.append(tid)
-            text = tok.decode(out_ids)
+                text += detok.add(tid)
+            if finish is not None or n >= cfg.max_tokens:
+                text += detok.flush()  # the end: an incomplete character decodes as it is
             if finish is None and cfg.stop:
-                hits = [text.find(s) for s in cfg.stop]
-                hits = [h for h in hits if h >= 0]
+                # A stop string cannot start inside text already sent (its first chars would have been held back).
+                start = max(0, emitted - longest_stop + 1)
+                hits = [h for h in (text.find(s, start) for s in cfg.stop) if h >= 0]
                 if hits:
-                    text, finish = text[: min(hits)], "stop"
+                    text, finish = text[:min(hits)], "stop"
             if finish is None and n >= cfg.max_tokens:
                 finish = "length"
-            if finish is None:
-                # Hold back an incomplete UTF-8 sequence and any possible stop-string prefix.
-                safe = len(text) - (1 if text.endswith("\ufffd") else 0) - _held_back(text, cfg.stop)
-                text = text[:max(safe, len(emitted))]
-            delta, emitted = text[len(emitted):], text
+            end = len(text) if finish else max(len(text) - _held_back(text, cfg.stop), emitted)
+            delta, emitted = text[emitted:end], max(end, emitted)
             gen_time = now - t_first
             yield GenerationResponse(
                 text=delta, token_ids=[tid], logprobs=[lp], prompt_tokens=len(ids), generation_tokens=n,
                 prompt_tps=prompt_tps, generation_tps=(n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0,
                 ttft_ms=(t_first - t0) * 1000.0, peak_rss_mb=peak_rss_mb(), finish_reason=finish,
+                cached_tokens=cached,
             )
             if finish:
                 return
 
 
-def generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None,
-             chat: bool = True) -> GenerationResult:
-    parts, ids, lps, last = [], [], [], None
-    for r in stream_generate(model, prompt, cfg, chat=chat):
-        parts.append(r.text)
-        ids += r.token_ids
-        lps += r.logprobs
-        last = r
+def generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None, chat: bool = True, *,
+             on_step: Callable[[GenerationResponse], None] | None = None, cancel: threading.Event | None = None,
+             reuse_cache: bool = False) -> GenerationResult:
+    """The whole generation as one result. on_step sees every streamed response (a server forwards its deltas);
+    once `cancel` is set the generation stops before its next token and finishes as "cancelled"."""
+    parts, ids, lps, last, seen, finish = [], [], [], None, None, None
+    steps = stream_generate(model, prompt, cfg, chat=chat, reuse_cache=reuse_cache)
+    try:
+        for r in steps:
+            seen = r
+            if cancel is not None and cancel.is_set():
+                finish = "cancelled"
+                break
+            parts.append(r.text)
+            ids += r.token_ids
+            lps += r.logprobs
+            last = r
+            if on_step is not None:
+                on_step(r)
+    finally:
+        steps.close()  # releases the model lock at once when we stop early
+    stats = last or seen
     return GenerationResult(
-        text="".join(parts), token_ids=ids, logprobs=lps, prompt_tokens=last.prompt_tokens,
-        generation_tokens=last.generation_tokens, prompt_tps=last.prompt_tps, generation_tps=last.generation_tps,
-        ttft_ms=last.ttft_ms, peak_rss_mb=last.peak_rss_mb, finish_reason=last.finish_reason,
+        text="".join(parts), token_ids=ids, logprobs=lps, prompt_tokens=stats.prompt_tokens,
+        generation_tokens=last.generation_tokens if last else 0, prompt_tps=stats.prompt_tps,
+        generation_tps=last.generation_tps if last else 0.0, ttft_ms=stats.ttft_ms, peak_rss_mb=stats.peak_rss_mb,
+        finish_reason=finish or last.finish_reason, cached_tokens=stats.cached_tokens,
         extra={"backend": model.backend, "precision": model.precision, "model": model.name},
     )
 
 
 def embed(model: LoadedModel, texts: Sequence[str], normalize: bool = True, batch_size: int = 32) -> np.ndarray:
     """Mean-pooled sentence embeddings (N, D), L2-normalised by default (sentence-transformers convention)."""
-    if model.encoder is None:
-        raise EdgewiseError(f"{model.name} is a generator without an embedding head: use an encoder such as minilm-l6")
+    text_model(model, "encoder")
     if isinstance(texts, str):
         texts = [texts]
     if not texts:
@@ -174,24 +218,26 @@ def embed(model: LoadedModel, texts: Sequence[str], normalize: bool = True, batc
     return emb
 
 
-def token_logprobs(model: LoadedModel, ids: Sequence[int], top: int = 0) -> tuple[list[float | None], list[dict]]:
-    """Log-probability of each token given its prefix (None for the first), plus the `top` alternatives.
+def forward_logits(model: LoadedModel, ids: Sequence[int]) -> np.ndarray:
+    """Logits (T, V) float32 at every position of `ids`, from an empty cache, holding the model.
 
-    Uses the backend's one-pass `score` when it has one; otherwise feeds tokens through the KV cache.
+    One pass where the backend has a `score`; otherwise token by token through the KV cache. Scoring
+    (token_logprobs, the server's echo) and evaluation (perplexity, next word) all read this one function.
     """
-    from edgewise.runtime.sampling import log_softmax
-
     ids = [int(t) for t in ids]
-    if model.decoder is None:
-        raise EdgewiseError(f"{model.name} is an encoder: it cannot score text")
+    dec = text_model(model, "decoder").decoder
     check_fits(model, len(ids), 0)
     with model.lock:
-        dec = model.decoder
         if hasattr(dec, "score"):
-            logits = dec.score(ids)
-        else:
-            dec.start(len(ids))
-            logits = np.stack([dec.append([t]) for t in ids])
+            return np.asarray(dec.score(ids), np.float32)
+        dec.start(len(ids) + 1)
+        return np.stack([dec.append([t]) for t in ids]).astype(np.float32)
+
+
+def token_logprobs(model: LoadedModel, ids: Sequence[int], top: int = 0) -> tuple[list[float | None], list[dict]]:
+    """Log-probability of each token given its prefix (None for the first), plus the `top` alternatives."""
+    ids = [int(t) for t in ids]
+    logits = forward_logits(model, ids)
     lps: list[float | None] = [None]
     tops: list[dict] = [{}]
     for pos in range(1, len(ids)):

@@ -1,8 +1,14 @@
 """The contract between the generation API and an engine, and the backend registry.
 
 A backend turns a ModelSource into a LoadedModel. For a causal LM it supplies a DecoderSession: a
-stateful KV-cached forward pass. All sampling, detokenisation, stop handling and timing live above
-it in `api.py`, once, so every engine behaves the same.
+stateful KV-cached forward pass, which LoadedModel wraps in a TrackedSession (session.py) that records the
+token ids in the cache. All sampling, detokenisation, stop handling and timing live above it in `api.py`,
+once, so every engine behaves the same.
+
+Optional capabilities are methods a loaded model may have, found with `capability(model, name)`:
+    bits_per_weight() -> float | None           stored bits per weight of the engine files
+    weight_bytes_per_token() -> int | None      weight bytes one decode step reads (the bandwidth figure)
+A backend adds them on its own LoadedModel subclass; a consumer never branches on `model.backend`.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from edgewise.errors import EdgewiseError
+from edgewise.formats import gguf_bits_per_weight, gguf_decode_weight_bytes
 from edgewise.models.source import ModelSource
 from edgewise.registry import Registry
+from edgewise.runtime.session import TrackedSession
 
-PRECISIONS = ("fp32", "int8", "int4")
+# "gguf": a GGUF computed with its own quantized blocks (export.gguf_transcode); "auto": the backend's natural choice
+# for the source (a GGUF runs as shipped: transcoded on ort, native on llamacpp; anything else fp32).
+PRECISIONS = ("fp32", "int8", "int4", "gguf", "auto")
 
 
 class DecoderSession(Protocol):
@@ -108,6 +119,13 @@ class Tokenizer:
             return self._fast.encode(text, add_special_tokens=add_special_tokens).ids
         return list(self.hf.encode(text, add_special_tokens=add_special_tokens))
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids this tokenizer knows, added tokens included: a prompt id at or past it is not a token."""
+        if self._fast is not None:
+            return int(self._fast.get_vocab_size(with_added_tokens=True))
+        return len(self.hf)
+
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         if self._fast is not None:
             return self._fast.decode(list(ids), skip_special_tokens=skip_special_tokens)
@@ -118,9 +136,16 @@ class Tokenizer:
         return bool(self.chat_template)
 
     def chat_ids(self, messages: list[dict]) -> list[int]:
+        from jinja2 import TemplateError
+
+        try:
+            return self.encode(self._render_chat(messages))
+        except (TemplateError, ValueError) as e:  # the template's raise_exception, or a render failure
+            raise EdgewiseError(f"the chat template refused these messages: {e}") from None
+
+    def _render_chat(self, messages: list[dict]) -> str:
         if self._fast is None:
-            text = self.hf.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            return self.encode(text)
+            return self.hf.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         # Render as transformers does: a sandboxed jinja2 environment with trim_blocks/lstrip_blocks.
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -132,10 +157,9 @@ class Tokenizer:
 
             env.globals["raise_exception"] = raise_exception
             self._template = env.from_string(self.chat_template)
-        text = self._template.render(messages=messages, add_generation_prompt=True,
+        return self._template.render(messages=messages, add_generation_prompt=True,
                                      bos_token=self._special_str("bos_token"),
                                      eos_token=self._special_str("eos_token"))
-        return self.encode(text)
 
     def token_str(self, tid: int) -> str:
         return self.decode([tid], skip_special_tokens=False)
@@ -157,15 +181,11 @@ class Tokenizer:
 
 
 class ModelFiles:
-    """What every loaded model, text or not, says about itself from its `source`, `decoder` and `files`."""
+    """What every loaded model, text or graph, says about itself from its `source` and `files`."""
 
     @property
     def name(self) -> str:
         return self.source.name
-
-    @property
-    def is_decoder(self) -> bool:
-        return self.decoder is not None
 
     def size_bytes(self) -> int:
         import os
@@ -186,6 +206,41 @@ class LoadedModel(ModelFiles):
     load_seconds: float = 0.0
     # A session holds one KV cache: one generation at a time per loaded model.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self):
+        if self.decoder is not None and not isinstance(self.decoder, TrackedSession):
+            self.decoder = TrackedSession(self.decoder)
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.decoder is not None
+
+    # The generic path for an engine that runs one GGUF file as it is (llamacpp): the file says what it stores.
+    # Backends whose files say more (ort) or whose weights differ from the file (torch) override these.
+    def _gguf(self) -> Path | None:
+        files = [Path(f) for f in self.files]
+        return files[0] if len(files) == 1 and files[0].suffix.lower() == ".gguf" else None
+
+    def bits_per_weight(self) -> float | None:
+        gguf = self._gguf()
+        return gguf_bits_per_weight(gguf) if gguf is not None else None
+
+    def weight_bytes_per_token(self) -> int | None:
+        gguf = self._gguf()
+        return gguf_decode_weight_bytes(gguf) if gguf is not None and self.decoder is not None else None
+
+
+def capability(model, name: str, default=None):
+    """Call an optional capability method of a loaded model (`bits_per_weight`, ...); `default` when it has none
+    or its files cannot say (missing, unreadable)."""
+    fn = getattr(model, name, None)
+    if not callable(fn):
+        return default
+    try:
+        value = fn()
+    except (OSError, KeyError, ValueError, StopIteration):
+        return default
+    return default if value is None else value
 
 
 # A backend factory: (source, precision, threads) -> LoadedModel.

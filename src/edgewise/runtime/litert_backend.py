@@ -1,8 +1,9 @@
 """The `litert` backend: loads and runs a `.tflite` flatbuffer through LiteRT (optional extra).
 
 A .tflite file is an arbitrary graph (vision models, mostly), not a text model, so this backend does
-not produce a LoadedModel with a tokenizer. It gives a LiteRTModel: named input/output specs and a
-generic `run({name: array}) -> {name: array}`. Text generation and embedding stay with ort/torch.
+not produce a LoadedModel. It gives a LiteRTModel, a type of its own: named input/output specs and a
+generic `run({name: array}) -> {name: array}`, and no tokenizer, decoder or context. Text generation and
+embedding stay with ort/torch; the runtime refuses a LiteRTModel there with a one-line error.
 
 Supported: models whose ops are LiteRT builtins (float32, float16-weight and int8/uint8 quantized
 models all run through the CPU kernels, with XNNPACK), a single subgraph called by tensor name, and
@@ -60,7 +61,8 @@ class TensorSpec:
 
 @dataclass
 class LiteRTModel(ModelFiles):
-    """A loaded .tflite graph. LoadedModel-like (source, backend, precision, files, size_bytes, lock); no decoder."""
+    """A loaded .tflite graph: what it shares with a LoadedModel (name, source, backend, precision, files,
+    size_bytes, load_seconds, lock) and `run`; nothing of a text model."""
 
     source: ModelSource
     interpreter: object
@@ -70,11 +72,6 @@ class LiteRTModel(ModelFiles):
     files: list[str]
     load_seconds: float = 0.0
     backend: str = "litert"
-    # No text side: these keep code that branches on LoadedModel fields working.
-    tokenizer: None = None
-    decoder: None = None
-    encoder: None = None
-    context_length: int = 0
     # One interpreter holds one set of tensors: one run at a time.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -29,8 +29,8 @@ from edgewise.models.source import CAUSAL_LM, TFLITE, ModelSource
 from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
 
 INSTALL_HINT = (
-    "the llamacpp backend needs llama-cpp-python: run `make bench-setup`, or "
-    "`CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install -e .[llamacpp]` (an ~11-minute compile)"
+    "the llamacpp backend needs llama-cpp-python: run `make bench-setup` (an ~11-minute compile with this CPU's "
+    "SIMD and without AMX, whose kernels die with \"Illegal instruction\" on some VMs)"
 )
 AS_SHIPPED = ("native", "fp32")
 # llama.cpp allocates the whole KV cache up front, so cap the context instead of taking the
@@ -39,21 +39,33 @@ DEFAULT_N_CTX = 4096
 N_BATCH = 512
 
 
+# ggml's CPU threads meet at an OpenMP barrier after every graph node, hundreds of times per token, and libgomp's
+# wait policy there decides the multi-thread decode speed. Measured on a 2-vCPU KVM guest, SmolLM2 Q4_1,
+# llama-bench tg64 (benchmarks/llama_bench.py):
+#   - quiet machine, 2 threads: PASSIVE (sleep at once) 25-29 tok/s, half of 1 thread's 55-67: each barrier
+#     wakes a sleeping vCPU, which costs tens of microseconds. Spinning first: 79-86 with 300 spins, 81-100
+#     with libgomp's default (300,000 spins, ~3 ms).
+#   - busy machine (other processes on both cores): a long spin starves the thread being waited for; libgomp's
+#     default fell to 6-9 tok/s (0.2-0.4 in an earlier test run) where PASSIVE kept 22-43.
+# So spin briefly, then sleep. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. Caveat: when torch was
+# imported first, ggml binds to torch's libgomp (same soname), which read these variables at torch's import.
+SPIN_COUNT = "300"
+_POLICY_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
 def import_llama_cpp():
-    # ggml's CPU threads meet at OpenMP barriers, where libgomp spins by default. When the cores are
-    # shared with other processes, a spinning thread starves the one it waits for: measured here at
-    # 2 threads, 0.2-0.4 tokens/s instead of 18 with PASSIVE (and 25 at 1 thread). libgomp reads this
-    # once, when llama_cpp loads it; restore the variable so torch or child processes keep theirs.
-    before = os.environ.get("OMP_WAIT_POLICY")
-    if before is None:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    # libgomp reads these once, when llama_cpp loads it; restore the environment after, so torch or child
+    # processes keep their own.
+    ours = not any(v in os.environ for v in _POLICY_VARS)
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     try:
         import llama_cpp
     except ImportError:
         raise BackendUnavailableError(INSTALL_HINT) from None
     finally:
-        if before is None:
-            os.environ.pop("OMP_WAIT_POLICY", None)
+        if ours:
+            os.environ.pop("GOMP_SPINCOUNT", None)
     return llama_cpp
 
 

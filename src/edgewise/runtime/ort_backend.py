@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgewise.errors import EdgewiseError
+from edgewise.formats import decode_weight_bytes, onnx_bits_per_weight
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
 
@@ -58,11 +59,30 @@ class OrtEncoder:
         return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
 
 
+class OrtModel(LoadedModel):
+    """An ONNX graph (genai decoder or plain encoder): its capabilities are read from the graph's initializers."""
+
+    def _onnx(self) -> Path | None:
+        return next((Path(f) for f in self.files if f.endswith(".onnx")), None)
+
+    def bits_per_weight(self) -> float | None:
+        onnx = self._onnx()
+        return onnx_bits_per_weight(onnx) if onnx is not None else None
+
+    def weight_bytes_per_token(self) -> int | None:
+        onnx = self._onnx()
+        return decode_weight_bytes(onnx) if onnx is not None and self.decoder is not None else None
+
+
 def genai_folder(source: ModelSource, precision: str) -> Path:
     from edgewise.export.genai import build_genai
 
     if source.kind == "genai":
         return source.path
+    if precision == "gguf":
+        from edgewise.export.gguf_transcode import transcode_gguf
+
+        return transcode_gguf(source)
     if source.kind in ("hf", "gguf"):
         return build_genai(source, precision)
     raise EdgewiseError(f"{source.ref}: cannot run a {source.kind} decoder on ort: pass an HF folder, GGUF or genai folder")
@@ -79,7 +99,7 @@ def load_genai(folder: Path, source: ModelSource, precision: str, threads: int |
     ctx = int(gcfg["model"].get("context_length", 2048))
     tok = Tokenizer.from_folder(folder)
     files = [str(p) for p in folder.iterdir() if p.suffix in (".onnx", ".data") or p.name.endswith(".onnx.data")]
-    return LoadedModel(source, "ort", precision, tok, ctx, decoder=GenaiDecoder(model, ctx), files=files)
+    return OrtModel(source, "ort", precision, tok, ctx, decoder=GenaiDecoder(model, ctx), files=files)
 
 
 def _session_options(threads: int | None):
@@ -107,7 +127,7 @@ def load_encoder(source: ModelSource, precision: str, threads: int | None) -> Lo
     tok = Tokenizer.from_folder(folder)
     ctx = tok.model_max_length or 512
     ctx = ctx if ctx < 100_000 else 512  # some tokenizers report a huge sentinel
-    return LoadedModel(source, "ort", precision, tok, ctx, encoder=OrtEncoder(session), files=[str(onnx_path)])
+    return OrtModel(source, "ort", precision, tok, ctx, encoder=OrtEncoder(session), files=[str(onnx_path)])
 
 
 @BACKENDS.register("ort")

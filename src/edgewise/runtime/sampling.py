@@ -19,11 +19,14 @@ def sample(logits: np.ndarray, cfg: GenerationConfig, rng: np.random.Generator) 
     if cfg.greedy:
         tok = int(np.argmax(logits))
         return tok, float(logprobs[tok])
-    scaled = logits.astype(np.float64) / cfg.temperature
+    # Shift before dividing: a tiny temperature (1e-309) then sends the others to -inf, never inf - inf = nan.
+    x = logits.astype(np.float64)
+    with np.errstate(over="ignore", divide="ignore"):
+        scaled = (x - x.max()) / cfg.temperature
     if cfg.top_k and cfg.top_k < scaled.size:
         kth = np.partition(scaled, -cfg.top_k)[-cfg.top_k]
         scaled = np.where(scaled < kth, -np.inf, scaled)
-    probs = np.exp(scaled - scaled.max())
+    probs = np.exp(scaled)
     probs /= probs.sum()
     if cfg.top_p < 1.0:
         order = np.argsort(-probs)

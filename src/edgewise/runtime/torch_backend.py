@@ -63,6 +63,25 @@ class TorchEncoder:
         return out.last_hidden_state.float().numpy()
 
 
+class TorchModel(LoadedModel):
+    """A transformers model held in fp32: its capabilities come from the live module, not from the files."""
+
+    def bits_per_weight(self) -> float:
+        return 32.0
+
+    def weight_bytes_per_token(self) -> int | None:
+        """Bytes of weights one decode step reads: every matrix it multiplies by, not the embedding lookup."""
+        if self.decoder is None:
+            return None
+        model = self.decoder.model
+        emb = model.get_input_embeddings().weight
+        out = model.get_output_embeddings().weight if model.get_output_embeddings() is not None else None
+        total = sum(p.numel() * p.element_size() for p in model.parameters() if p.dim() == 2)
+        if out is None or out.data_ptr() != emb.data_ptr():
+            total -= emb.numel() * emb.element_size()  # an untied lookup table: one row per token
+        return int(total)
+
+
 @BACKENDS.register("torch")
 def load_torch(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
     import torch
@@ -81,11 +100,11 @@ def load_torch(source: ModelSource, precision: str, threads: int | None) -> Load
     if source.task == CAUSAL_LM:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         ctx = int(getattr(model.config, "max_position_embeddings", 2048))
-        return LoadedModel(source, "torch", precision, tok, ctx, decoder=TorchDecoder(model, ctx), files=files,
+        return TorchModel(source, "torch", precision, tok, ctx, decoder=TorchDecoder(model, ctx), files=files,
                            load_seconds=time.perf_counter() - t0)
     if source.task == ENCODER:
         model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
         ctx = int(getattr(model.config, "max_position_embeddings", 512))
-        return LoadedModel(source, "torch", precision, tok, ctx, encoder=TorchEncoder(model), files=files,
+        return TorchModel(source, "torch", precision, tok, ctx, encoder=TorchEncoder(model), files=files,
                            load_seconds=time.perf_counter() - t0)
     raise EdgewiseError(f"{source.ref}: the torch backend cannot run a {source.task} model: use --backend litert")

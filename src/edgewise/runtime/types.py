@@ -54,6 +54,7 @@ class GenerationResponse:
     ttft_ms: float
     peak_rss_mb: float
     finish_reason: str | None = None  # "stop" | "length" | None while streaming
+    cached_tokens: int = 0  # prompt tokens whose KV entries were reused, not computed (reuse_cache)
 
 
 @dataclass
@@ -67,7 +68,8 @@ class GenerationResult:
     generation_tps: float
     ttft_ms: float
     peak_rss_mb: float
-    finish_reason: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    cached_tokens: int = 0
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from edgewise.serve.app import ServerState, create_app
+from edgewise.serve.app import create_app
 from edgewise.serve.config import ServeConfig
+from edgewise.serve.errors import configure_logging
+from edgewise.serve.state import ServerState
 
 
 def build_state(cfg: ServeConfig) -> ServerState:
     from edgewise.runtime import load_model
+    from edgewise.runtime.api import text_model
 
-    main = load_model(cfg.model, backend=cfg.backend, precision=cfg.precision, threads=cfg.threads)
+    main = text_model(load_model(cfg.model, backend=cfg.backend, precision=cfg.precision, threads=cfg.threads), "any")
     encoder = main if main.encoder is not None else None
     generator = main if main.decoder is not None else None
     if cfg.embed_model:
@@ -40,6 +43,7 @@ def build_state(cfg: ServeConfig) -> ServerState:
 def serve(cfg: ServeConfig, ready_message: bool = True) -> None:
     import uvicorn
 
+    configure_logging(cfg.log)  # 5xx tracebacks: stderr, or --log FILE
     state = build_state(cfg)
     if not cfg.is_loopback:
         print(f"warning: binding to {cfg.host} exposes the model beyond this machine"

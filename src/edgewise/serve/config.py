@@ -13,7 +13,7 @@ from edgewise.errors import EdgewiseError
 class ServeConfig:
     model: str
     backend: str = "ort"
-    precision: str = "fp32"
+    precision: str = "auto"
     threads: int | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -27,6 +27,7 @@ class ServeConfig:
     cloud_key_env: str | None = None
     policy: str | None = None
     request_log: str | None = None  # JSONL of every request body received (for audits and test doubles)
+    log: str | None = None  # the server log (5xx tracebacks); None = stderr
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:

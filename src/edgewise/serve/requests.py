@@ -18,9 +18,23 @@ def parse_json(raw: bytes) -> dict:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise bad_request(f"request body is not valid JSON: {getattr(e, 'msg', str(e))}") from None
+    except RecursionError:
+        raise bad_request("request body nests too deeply") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
     return body
+
+
+def _text(v, param: str, what: str = "a string") -> str:
+    """A JSON string that is real text: a lone surrogate (\\ud800) cannot be tokenized nor echoed back."""
+    if not isinstance(v, str):
+        raise bad_request(f"'{param}' must be {what}", param=param)
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request(f"'{param}' holds an unpaired UTF-16 surrogate: send valid Unicode text",
+                          param=param) from None
+    return v
 
 
 def _num(body: dict, name: str, default, lo: float, hi: float, integer: bool = False):
@@ -53,22 +67,24 @@ def _stop(body: dict) -> tuple[str, ...]:
         v = [v]
     if not isinstance(v, list) or len(v) > 4 or any(not isinstance(s, str) or not s for s in v):
         raise bad_request("'stop' must be a non-empty string or a list of up to 4 non-empty strings", param="stop")
-    return tuple(v)
+    return tuple(_text(s, "stop") for s in v)
 
 
 def _model(body: dict) -> str:
     m = body.get("model")
     if not isinstance(m, str) or not m:
         raise bad_request("'model' is required: a model name from GET /v1/models", param="model")
-    return m
+    return _text(m, "model")
 
 
 @dataclass
 class Sampling:
+    """What the request asked for; None where it said nothing (the model's recommended setting applies)."""
+
     max_tokens: int | None
-    temperature: float
-    top_p: float
-    top_k: int
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
     seed: int | None
     stop: tuple[str, ...]
     stream: bool
@@ -84,8 +100,8 @@ def _sampling(body: dict, max_tokens_name: str = "max_tokens", allow_zero: bool 
     if seed is not None:
         seed = _num(body, "seed", None, -(2**63), 2**63 - 1, integer=True)
         seed &= 0xFFFFFFFF
-    return Sampling(max_tokens=mt, temperature=_num(body, "temperature", 1.0, 0.0, 2.0),
-                    top_p=_num(body, "top_p", 1.0, 1e-9, 1.0), top_k=_num(body, "top_k", 0, 0, 100_000, integer=True),
+    return Sampling(max_tokens=mt, temperature=_num(body, "temperature", None, 0.0, 2.0),
+                    top_p=_num(body, "top_p", None, 1e-9, 1.0), top_k=_num(body, "top_k", None, 0, 100_000, integer=True),
                     seed=seed, stop=_stop(body), stream=_bool(body, "stream"), n=n)
 
 
@@ -106,16 +122,17 @@ def parse_chat(body: dict) -> ChatRequest:
         raise bad_request("'messages' must be a non-empty list of {role, content} objects", param="messages")
     clean = []
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict) or m.get("role") not in _ROLES:
+        role = m.get("role") if isinstance(m, dict) else None
+        if not isinstance(role, str) or role not in _ROLES:  # a dict or list role is unhashable: check the type first
             raise bad_request(f"messages[{i}] needs a 'role' among {sorted(_ROLES)}", param=f"messages[{i}].role")
         c = m.get("content")
         if isinstance(c, list):  # content parts: keep the text ones
             if any(not isinstance(p, dict) for p in c):
                 raise bad_request(f"messages[{i}].content parts must be objects", param=f"messages[{i}].content")
-            c = "".join(p.get("text", "") for p in c if p.get("type") == "text")
-        if not isinstance(c, str):
-            raise bad_request(f"messages[{i}].content must be a string", param=f"messages[{i}].content")
-        clean.append({"role": "system" if m["role"] == "developer" else m["role"], "content": c})
+            texts = [p.get("text") for p in c if p.get("type") == "text"]
+            c = "".join(_text(t, f"messages[{i}].content", "text parts with a string 'text'") for t in texts)
+        c = _text(c, f"messages[{i}].content")
+        clean.append({"role": "system" if role == "developer" else role, "content": c})
     opts = body.get("stream_options") or {}
     if not isinstance(opts, dict):
         raise bad_request("'stream_options' must be an object", param="stream_options")
@@ -140,8 +157,8 @@ def parse_completion(body: dict) -> CompletionRequest:
     if isinstance(p, list):
         if not p or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in p):
             raise bad_request("'prompt' must be a string or a list of token ids", param="prompt")
-    elif not isinstance(p, str):
-        raise bad_request("'prompt' must be a string or a list of token ids (one prompt per request)", param="prompt")
+    else:
+        _text(p, "prompt", "a string or a list of token ids (one prompt per request)")
     lp = body.get("logprobs")
     if lp is not None:
         lp = _num(body, "logprobs", None, 0, 5, integer=True)
@@ -163,7 +180,8 @@ def parse_embeddings(body: dict) -> EmbeddingRequest:
         x = [x]
     if not isinstance(x, list) or not x or len(x) > 256 or any(not isinstance(s, str) or not s for s in x):
         raise bad_request("'input' must be a non-empty string or a list of 1-256 non-empty strings", param="input")
+    x = [_text(s, "input") for s in x]
     fmt = body.get("encoding_format") or "float"
-    if fmt not in ("float", "base64"):
+    if not isinstance(fmt, str) or fmt not in ("float", "base64"):
         raise bad_request("encoding_format must be 'float' or 'base64'", param="encoding_format")
     return EmbeddingRequest(model=model, inputs=x, encoding_format=fmt)

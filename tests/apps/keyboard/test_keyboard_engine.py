@@ -89,7 +89,7 @@ def test_window_slides_and_stays_exact(keyboard_lm):
     text = " ".join(["The quick brown fox jumps over the lazy dog."] * 6)
     for i in range(1, len(text) + 1, 3):
         eng.suggest(text[:i])
-        assert len(eng._dec_ids) <= 24 + 10
+        assert len(keyboard_lm.decoder.ids) <= 24 + 10
     state, _ = eng._state_for(text)
     assert len(state.ids) <= 24
     window = text[eng._win_start:]
@@ -120,6 +120,20 @@ def test_engines_sharing_one_model_do_not_corrupt_each_other(keyboard_lm):
     assert a.suggest("The quick brown ")[0] == "fox"
     assert b.suggest(FRANCE)[0] == "Paris"
     assert a.suggest("The quick brown fox jumps over the lazy ")[0] == "dog"
+
+
+def test_generate_between_keystrokes_leaves_the_engine_exact(keyboard_lm):
+    """The session records what generate() left in the cache, so the engine re-syncs instead of trusting a stale
+    prefix, and its context log-probs stay those of a fresh forward pass."""
+    from edgewise.runtime import GenerationConfig, generate
+
+    eng = KeyboardEngine(keyboard_lm, KeyboardConfig(forwards_per_key=4, max_word_tokens=10))
+    eng.suggest("The quick brown ")
+    generate(keyboard_lm, "To be, or not", GenerationConfig(max_tokens=5), chat=False)
+    assert eng.suggest("The quick brown fox jumps over the lazy ")[0] == "dog"
+    state, _ = eng._state_for("The quick brown fox jumps over the lazy")
+    assert keyboard_lm.decoder.ids[:len(state.ids)] == state.ids
+    np.testing.assert_allclose(state.lp0, _fresh_logprobs(keyboard_lm, list(state.ids)), atol=1e-4)
 
 
 def test_same_words_on_the_ort_backend(keyboard_lm, keyboard_lm_dir):
