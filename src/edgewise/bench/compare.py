@@ -4,29 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgewise.bench import BenchSpec, bench_variant
+from edgewise.devices import get_device, host_bandwidth_gbs
 from edgewise.errors import EdgewiseError
-from edgewise.optimize.progress import Progress
-
-
-def bits_per_weight(lm) -> float | None:
-    """Stored bits per weight of a loaded model's files (None where the format does not say)."""
-    files = [Path(f) for f in lm.files]
-    try:
-        if lm.backend == "ort":
-            from edgewise.compress.onnx_graph import logical_params, weight_bytes
-
-            f = next(p for p in files if p.suffix == ".onnx")
-            return 8.0 * weight_bytes(f) / max(logical_params(f), 1)
-        if lm.backend == "torch":
-            return 32.0
-        if lm.backend == "llamacpp":
-            from edgewise.compress.llamacpp_quant import gguf_stats
-
-            n, nbytes = gguf_stats(files[0])
-            return 8.0 * nbytes / n
-    except (StopIteration, OSError, KeyError):
-        return None
-    return None
+from edgewise.evaluate import check_model_fits, parse_task, relative_drop
+from edgewise.models import load
+from edgewise.models.source import CAUSAL_LM
+from edgewise.progress import Progress
+from edgewise.report.row import VariantRow
+from edgewise.runtime import load_model
+from edgewise.runtime.backend import capability
 
 
 def _label(ref: str, backend: str, precision: str) -> str:
@@ -36,13 +23,6 @@ def _label(ref: str, backend: str, precision: str) -> str:
 
 def compare(targets: list[tuple[str, str, str]], task: str | None = None, device: str = "host",
             max_tokens: int = 64, passes: int = 2, progress: Progress | None = None) -> dict:
-    from edgewise.bench import BenchSpec, bench_variant
-    from edgewise.devices import get_device
-    from edgewise.evaluate import check_model_fits, parse_task, relative_drop
-    from edgewise.models import load
-    from edgewise.models.source import CAUSAL_LM
-    from edgewise.runtime import load_model
-
     progress = progress or Progress()
     if not targets:
         raise EdgewiseError("name at least one model to bench")
@@ -59,46 +39,41 @@ def compare(targets: list[tuple[str, str, str]], task: str | None = None, device
     progress.stage("load+eval", len(targets))
     for (ref, backend, precision), src in zip(targets, sources):
         progress.step(_label(ref, backend, precision))
-        row = {"name": _label(ref, backend, precision), "method": f"{ref} on {backend} ({precision})",
-               "backend": backend, "precision": precision, "path": ref, "notes": []}
+        row = VariantRow(name=_label(ref, backend, precision), method=f"{ref} on {backend} ({precision})",
+                         backend=backend, precision=precision, path=ref)
         try:
             lm = load_model(src, backend=backend, precision=precision)
-            row["size_mb"] = round(lm.size_bytes() / 1e6, 2)
-            row["bits_per_weight"] = bits_per_weight(lm)
+            row.size_mb = round(lm.size_bytes() / 1e6, 2)
+            row.bits_per_weight = capability(lm, "bits_per_weight")  # None where the format does not say
             if t:
                 if ref_state is None:
                     ref_state = t.reference(lm)
                 m = t.evaluate(lm, ref_state)
                 ref_metrics = ref_metrics or m
-                row.update(metrics=m, primary=m.get(t.primary), kld=m.get("kld"),
-                           same_top_token=m.get("same_top_token"),
-                           relative_drop=relative_drop(t, m[t.primary], ref_metrics[t.primary]))
+                row.metrics, row.primary, row.kld = m, m.get(t.primary), m.get("kld")
+                row.same_top_token = m.get("same_top_token")
+                row.relative_drop = relative_drop(t, m[t.primary], ref_metrics[t.primary])
             del lm
         except EdgewiseError as e:
-            row["error"] = str(e).splitlines()[0]
+            row.error = str(e).splitlines()[0]
         rows.append(row)
     host_bw = None
     progress.stage("bench", len(rows) + (1 if decoder else 0))
     if decoder:
-        from edgewise.devices import host_bandwidth_gbs
-
         progress.step("memory bandwidth probe")
         host_bw = host_bandwidth_gbs()
     for row, (ref, backend, precision) in zip(rows, targets):
-        progress.step(row["name"])
-        if row.get("error"):
+        progress.step(row.name)
+        if row.error:
             continue
-        b = bench_variant(BenchSpec(ref, backend, precision, threads=dev.threads, max_tokens=max_tokens,
-                                    passes=passes), dev, host_bw)
-        if "error" in b:
-            row["bench_error"] = b.pop("error")
-        row.update(b)
+        row.add_bench(bench_variant(BenchSpec(ref, backend, precision, threads=dev.threads, max_tokens=max_tokens,
+                                              passes=passes), dev, host_bw))
     return {
-        "model": {"kind": "decoder" if decoder else "encoder", "name": ", ".join(r["name"] for r in rows)},
+        "model": {"kind": "decoder" if decoder else "encoder", "name": ", ".join(r.name for r in rows)},
         "task": {"kind": t.kind if t else "none", "primary": t.primary if t else "quality",
                  "higher_is_better": t.higher_is_better if t else True},
         "device": dev.as_dict(),
-        "reference": rows[0]["name"],
-        "variants": rows,
+        "reference": rows[0].name,
+        "variants": [r.as_dict() for r in rows],
         "host": {"bandwidth_gbs": host_bw},
     }

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.runtime.api import text_model
+from edgewise.runtime.backend import capability
+
 PROMPT_CHARS = 1200  # ~300 tokens of the demo text: long enough that prompt tokens/s means something
 ENCODER_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -47,28 +50,8 @@ def _peak_rss_mb() -> float:
 
 
 def weight_bytes_per_token(lm) -> int | None:
-    """Bytes of weights one decode step reads: every matrix the step multiplies by (not the embedding lookup)."""
-    files = [Path(f) for f in lm.files]
-    if lm.backend == "ort":
-        from edgewise.compress.onnx_graph import decode_weight_bytes
-
-        onnx = [f for f in files if f.suffix == ".onnx"]
-        return decode_weight_bytes(onnx[0]) if onnx else None
-    if lm.backend == "torch":
-        model = lm.decoder.model
-        emb = model.get_input_embeddings().weight
-        out = model.get_output_embeddings().weight if model.get_output_embeddings() is not None else None
-        total = sum(p.numel() * p.element_size() for p in model.parameters() if p.dim() == 2)
-        if out is None or out.data_ptr() != emb.data_ptr():
-            total -= emb.numel() * emb.element_size()  # an untied lookup table: one row per token
-        return int(total)
-    if lm.backend == "llamacpp":
-        from gguf import GGUFReader
-
-        r = GGUFReader(str(files[0]))
-        names = {t.name for t in r.tensors}
-        return int(sum(int(t.n_bytes) for t in r.tensors if t.name != "token_embd.weight" or "output.weight" not in names))
-    return None
+    """Bytes of weights one decode step reads, where the backend can say (its `weight_bytes_per_token`)."""
+    return capability(lm, "weight_bytes_per_token")
 
 
 def measure_decoder(lm, max_tokens: int, passes: int) -> dict:
@@ -137,7 +120,7 @@ def measure(spec: dict) -> dict:
                     threads=spec.get("threads"))
     out = {"load_s": time.perf_counter() - t0, "rss_after_load_mb": _rss_mb(), "runtime_rss_mb": base_rss,
            "threads": spec.get("threads"), "backend": lm.backend, "precision": lm.precision}
-    if lm.decoder is not None:
+    if text_model(lm, "any").decoder is not None:
         out.update(measure_decoder(lm, int(spec.get("max_tokens", 64)), int(spec.get("passes", 2))))
     else:
         out.update(measure_encoder(lm, int(spec.get("repeats", 30))))

@@ -6,6 +6,8 @@
 
 Methods: Fp32, TorchFp32, Int8WeightOnly, Int8Dynamic, Int8Static, Int4WeightOnly (rtn | hqq | k_quant), Gptq,
 MixedPrecision, and llama.cpp types (LlamaCppQuant, optional). Each built artifact is cached by content hash.
+Every module of this package is imported when it is (`registry.discover`), so a method module registers itself:
+adding one is adding a file (docs/quantization-methods.md).
 """
 
 from __future__ import annotations
@@ -26,27 +28,22 @@ from edgewise.compress.configs import (
     parse_method,
 )
 from edgewise.compress.context import Calibration, CompressContext, QuantResult
-from edgewise.compress.registry import HANDLERS, handler_for, register_handler
-
-# Built-in handlers register themselves on import.
-from edgewise.compress import baselines as _baselines  # noqa: E402,F401
-from edgewise.compress import int8_ort as _int8_ort  # noqa: E402,F401
-from edgewise.compress import mixed as _mixed  # noqa: E402,F401
-from edgewise.compress import weight_only as _weight_only  # noqa: E402,F401
-from edgewise.compress import llamacpp as _llamacpp  # noqa: E402,F401
+from edgewise.compress.registry import HANDLERS, NAMES, discover, handler_for, register_handler
+from edgewise.models import ModelSource, load
 
 
 def quantize(model, config, *, name: str | None = None, calibration: Calibration | None = None,
              threads: int | None = None, ctx: CompressContext | None = None) -> QuantResult:
     """Compress `model` (a reference, a ModelSource, or an existing context) with `config`; returns the variant."""
     if ctx is None:
-        from edgewise.models import ModelSource, load
-
         source = model if isinstance(model, ModelSource) else load(str(model) if isinstance(model, Path) else model)
         ctx = CompressContext(source, calibration, threads, say=print)
     return handler_for(config)(config, ctx, name or getattr(config, "label", type(config).__name__.lower()))
 
 
-__all__ = ["quantize", "Calibration", "CompressContext", "QuantResult", "register_handler", "HANDLERS", "METHODS",
-           "parse_method", "config_dict", "Fp32", "TorchFp32", "Int8WeightOnly", "Int8Dynamic", "Int8Static",
+# Last, once everything above exists: the method modules register their handlers and CLI names.
+discover(__name__)
+
+__all__ = ["quantize", "Calibration", "CompressContext", "QuantResult", "register_handler", "HANDLERS", "NAMES",
+           "METHODS", "parse_method", "config_dict", "Fp32", "TorchFp32", "Int8WeightOnly", "Int8Dynamic", "Int8Static",
            "Int4WeightOnly", "Gptq", "MixedPrecision"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 from edgewise.compress.configs import Fp32, TorchFp32
-from edgewise.compress.context import DECODER, CompressContext, QuantResult, folder_bytes
+from edgewise.compress.context import DECODER, CompressContext, QuantResult
+from edgewise.compress.onnx_graph import copy_side_files
 from edgewise.compress.registry import register_handler
 from edgewise.compress.weight_only import _skip_files, finish
 from edgewise.errors import EdgewiseError
 from edgewise.export.cache import cached_build
+from edgewise.export.hf_folder import hf_folder_for
+from edgewise.formats import folder_bytes
 
 
 @register_handler(Fp32)
@@ -21,10 +25,6 @@ def fp32(cfg: Fp32, ctx: CompressContext, name: str) -> QuantResult:
     else:
         # A copy without config.json, so the folder resolves (and bundles) as an ONNX encoder.
         def build(out: Path) -> None:
-            import shutil
-
-            from edgewise.compress.onnx_graph import copy_side_files
-
             base = ctx.base_model()
             shutil.copy(base, out / base.name)
             for f in base.parent.glob(base.name + ".data"):
@@ -39,8 +39,6 @@ def fp32(cfg: Fp32, ctx: CompressContext, name: str) -> QuantResult:
 def torch_fp32(cfg: TorchFp32, ctx: CompressContext, name: str) -> QuantResult:
     if not ctx.has_hf_weights:
         raise EdgewiseError(f"{ctx.source.ref}: the torch reference needs Hugging Face weights (an HF folder or GGUF)")
-    from edgewise.export.hf_folder import hf_folder_for
-
     t0 = time.perf_counter()
     folder = hf_folder_for(ctx.source)
     files = sorted(folder.glob("*.safetensors"))

@@ -1,16 +1,21 @@
 """Compression methods as typed values: `quantize(model, Int4WeightOnly(block_size=64))`.
 
-Each config validates itself in __post_init__ and is dispatched to its handler through `compress.registry`, so a new
-method is one dataclass plus one `@register_handler` function. `METHODS` maps the CLI names to factories.
+Each config validates itself in __post_init__ and carries what the registry needs: `names` (CLI name -> preset
+options), `nominal_bits` (bits per stored weight it aims at, the search's cost rank; None: not rankable) and
+`weight_only` (quantizes MatMul weights alone on a block grid, so mixed precision can place it per layer). Its
+handler's `@register_handler` registers both (`compress.registry`); `METHODS` is the derived CLI name -> factory view.
+A new method is one file under compress/ (docs/quantization-methods.md); these are the built-in ones.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Union
+from typing import Iterator, Protocol
 
 from edgewise.compress.grid import BLOCK_SIZES, Grid
+from edgewise.compress.registry import NAMES, MethodName, is_weight_only, names_where
 from edgewise.errors import EdgewiseError
 
 ACCURACY_LEVELS = (0, 1, 2, 3, 4)
@@ -31,6 +36,9 @@ class Fp32:
     """The full model, exported as is: the reference every variant is measured against."""
 
     label = "fp32"
+    names = {"fp32": {}}
+    nominal_bits = 32.0
+    weight_only = False
 
     def describe(self) -> str:
         return "full precision (fp32), the reference"
@@ -41,6 +49,9 @@ class TorchFp32:
     """The full model on PyTorch eager: a speed reference (same weights as Fp32)."""
 
     label = "torch"
+    names = {"torch": {}}
+    nominal_bits = None  # the search ranks quantized ONNX and GGUF recipes, not the eager speed reference
+    weight_only = False
 
     def describe(self) -> str:
         return "full precision on PyTorch (speed reference)"
@@ -54,6 +65,9 @@ class Int8Dynamic:
     per_channel: bool = False
     reduce_range: bool = False
     label = "int8-dynamic"
+    names = {"int8-dynamic": {}}
+    nominal_bits = None  # encoders only; the search explores language models
+    weight_only = False
 
     def describe(self) -> str:
         return f"int8 dynamic (weights + on-the-fly activations){', per-channel' if self.per_channel else ''}"
@@ -67,6 +81,9 @@ class Int8Static:
     per_channel: bool = True
     max_samples: int = 64
     label = "int8-static"
+    names = {"int8-static": {}}
+    nominal_bits = None  # encoders only; the search explores language models
+    weight_only = False
 
     def __post_init__(self):
         if self.calibration not in ("minmax", "percentile", "entropy"):
@@ -86,6 +103,9 @@ class Int8WeightOnly:
     symmetric: bool = True
     accuracy_level: int = 4
     label = "int8"
+    names = {"int8": {}}
+    nominal_bits = 8.0
+    weight_only = True
 
     def __post_init__(self):
         _check_block(self.block_size)
@@ -111,6 +131,9 @@ class Int4WeightOnly:
     algo: str = "rtn"  # rtn | hqq | k_quant
     accuracy_level: int = 4
     label = "int4"
+    names = {"int4": {}, "int4-hqq": {"algo": "hqq"}, "int4-kquant": {"algo": "k_quant"}}
+    nominal_bits = 4.0
+    weight_only = True
 
     def __post_init__(self):
         _check_block(self.block_size)
@@ -141,6 +164,8 @@ class Gptq:
     damp: float = 0.01
     clip_search: bool = True
     calib_tokens: int = 2048
+    names = {"int4-gptq": {}}
+    weight_only = True
 
     def __post_init__(self):
         Grid(self.bits, self.block_size, self.symmetric)  # validates bits and block size
@@ -158,12 +183,29 @@ class Gptq:
     def label(self) -> str:
         return f"int{self.bits}-gptq"
 
+    @property
+    def nominal_bits(self) -> float:
+        return float(self.bits)
+
     def describe(self) -> str:
         return (f"int{self.bits} GPTQ (calibrated{', clip search' if self.clip_search else ''}), block {self.block_size}, "
                 f"{'symmetric' if self.symmetric else 'asymmetric'}")
 
 
-WeightConfig = Union[Int8WeightOnly, Int4WeightOnly, Gptq]
+class WeightConfig(Protocol):
+    """What a weight-only config (`weight_only = True`) offers the graph rewrite and mixed precision."""
+
+    label: str
+    accuracy_level: int
+
+    @property
+    def grid(self) -> Grid: ...
+
+    def describe(self) -> str: ...
+
+
+def _weight_only_names() -> str:
+    return ", ".join(names_where(lambda t: getattr(t, "weight_only", False) is True))
 
 
 @dataclass(frozen=True)
@@ -180,6 +222,8 @@ class MixedPrecision:
     unit: str = "block"  # sensitivity granularity: block (one per transformer layer, plus the head) | matmul
     probe_tokens: int = 128
     label = "mixed"
+    names = {"mixed": {}}
+    weight_only = False  # it chooses among weight-only configs; it is not one a layer can be given
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple((p, c) for p, c in self.layers))
@@ -188,17 +232,21 @@ class MixedPrecision:
                 re.compile(pattern)
             except re.error as e:
                 raise EdgewiseError(f"bad layer pattern {pattern!r}: {e}") from None
-            if cfg is not None and not isinstance(cfg, (Int8WeightOnly, Int4WeightOnly, Gptq)):
+            if cfg is not None and not is_weight_only(cfg):
                 raise EdgewiseError(f"layer {pattern!r}: use a weight-only config or None (keep full precision)")
         for cfg in (self.base, self.high):
-            if not isinstance(cfg, (Int8WeightOnly, Int4WeightOnly, Gptq)):
-                raise EdgewiseError("mixed precision base/high must be weight-only configs (int8, int4, gptq)")
+            if not is_weight_only(cfg):
+                raise EdgewiseError(f"mixed precision base/high must be weight-only configs ({_weight_only_names()})")
             if isinstance(cfg, Int4WeightOnly) and cfg.algo != "rtn":
                 raise EdgewiseError("mixed precision supports RTN or GPTQ weights; use algo='rtn'")
         if self.budget_bpw is not None and not 1.0 < float(self.budget_bpw) <= 32:
             raise EdgewiseError(f"budget_bpw must be in (1, 32], got {self.budget_bpw!r}")
         if self.unit not in ("block", "matmul"):
             raise EdgewiseError(f"unit must be block or matmul, got {self.unit!r}")
+
+    @property
+    def nominal_bits(self) -> float:
+        return float(self.budget_bpw) if self.budget_bpw else float(self.high.nominal_bits)
 
     def describe(self) -> str:
         budget = f", most sensitive layers at {self.high.label} within {self.budget_bpw} bpw" if self.budget_bpw else ""
@@ -207,32 +255,24 @@ class MixedPrecision:
 
 # --- CLI names ----------------------------------------------------------------------------------------------------
 
-def _llamacpp(qtype: str) -> Callable[..., object]:
-    def make(**kw):
-        from edgewise.compress.llamacpp_quant import LlamaCppQuant
+class _MethodNames(Mapping):
+    """CLI name -> config factory, read from the registry (every method module registers its own names)."""
 
-        return LlamaCppQuant(qtype=qtype, **kw)
+    def __getitem__(self, name: str) -> MethodName:
+        return NAMES[name]
 
-    return make
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(NAMES))
 
-
-METHODS: dict[str, Callable[..., object]] = {
-    "fp32": Fp32,
-    "torch": TorchFp32,
-    "int8": Int8WeightOnly,
-    "int8-dynamic": Int8Dynamic,
-    "int8-static": Int8Static,
-    "int4": Int4WeightOnly,
-    "int4-hqq": lambda **kw: Int4WeightOnly(algo="hqq", **kw),
-    "int4-kquant": lambda **kw: Int4WeightOnly(algo="k_quant", **kw),
-    "int4-gptq": Gptq,
-    "mixed": MixedPrecision,
-    "q8_0": _llamacpp("Q8_0"),
-    "q4_k_m": _llamacpp("Q4_K_M"),
-}
+    def __len__(self) -> int:
+        return len(NAMES)
 
 
-def _value(text: str):
+METHODS: Mapping[str, MethodName] = _MethodNames()
+
+
+def option_value(text: str):
+    """A `key=value` option's value: a bool, None, an int, a float, or the text itself."""
     low = text.lower()
     if low in ("true", "yes", "on"):
         return True
@@ -260,7 +300,7 @@ def parse_method(spec: str):
         key, eq, val = part.partition("=")
         if not eq:
             raise EdgewiseError(f"method option {part!r} in {spec!r}: write key=value, e.g. int4:block_size=64")
-        kwargs[key.strip()] = _value(val.strip())
+        kwargs[key.strip()] = option_value(val.strip())
     try:
         cfg = METHODS[name](**kwargs)
     except TypeError as e:

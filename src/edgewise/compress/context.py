@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from edgewise.compress.configs import config_dict
+from edgewise.compress.onnx_graph import collect_hessians, load, matmul_weights, model_file, sequences
+from edgewise.data import CALIBRATION_TEXT, packaged_text
+from edgewise.data.readers import read_text
 from edgewise.errors import EdgewiseError, UnsupportedModelError
+from edgewise.export.encoder import export_encoder
+from edgewise.export.genai import build_genai
+from edgewise.formats import param_count
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 
 log = logging.getLogger("edgewise.compress")
+# transformers is imported where the tokenizer is first needed: it costs seconds, and every module of this package
+# is imported whenever edgewise.compress is (method discovery), e.g. only to parse a method name.
 
-DEFAULT_CALIBRATION = "tempest-act1-scene2.txt"
 DECODER = "decoder"
 ENCODER_KIND = "encoder"
-
-
-def packaged_text(name: str) -> Path:
-    return Path(str(resources.files("edgewise") / "data" / "text" / name))
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,10 @@ class Calibration:
 
     @classmethod
     def default(cls) -> "Calibration":
-        return cls.from_file(packaged_text(DEFAULT_CALIBRATION), source=f"packaged:{DEFAULT_CALIBRATION}")
+        return cls.from_file(packaged_text(CALIBRATION_TEXT), source=f"packaged:{CALIBRATION_TEXT}")
 
     @classmethod
     def from_file(cls, path: Path, source: str | None = None) -> "Calibration":
-        from edgewise.evaluate.data import read_text
-
         return cls((read_text(Path(path), what="calibration file"),), source or str(path))
 
     def sentences(self, max_chars: int = 400) -> list[str]:
@@ -95,13 +97,6 @@ class QuantResult:
         return self.path if self.path.is_dir() else self.path.parent
 
 
-def folder_bytes(path: Path) -> int:
-    p = Path(path)
-    if p.is_file():
-        return p.stat().st_size
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-
-
 class CompressContext:
     """Lazily exports the fp32 base once and shares it (and the calibration statistics) across methods."""
 
@@ -135,22 +130,16 @@ class CompressContext:
                 if self.source.kind == "genai":
                     self._base = Path(self.source.path)
                 else:
-                    from edgewise.export.genai import build_genai
-
                     self._base = build_genai(self.source, "fp32")
             else:
                 if self.source.kind == "onnx":
                     self._base = Path(self.source.path).parent
                 else:
-                    from edgewise.export.encoder import export_encoder
-
                     self._base = export_encoder(self.source)
             self._check_float(self.base_model())
         return self._base
 
     def base_model(self) -> Path:
-        from edgewise.compress.onnx_graph import model_file
-
         base = self._base if self._base is not None else self.base_folder()
         if self.kind == ENCODER_KIND and self.source.kind == "onnx":
             return Path(self.source.path)
@@ -158,8 +147,6 @@ class CompressContext:
 
     @staticmethod
     def _check_float(model_path: Path) -> None:
-        from edgewise.compress.onnx_graph import load
-
         m = load(model_path, with_data=False)
         if any(n.op_type in ("MatMulNBits", "DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger")
                for n in m.graph.node):
@@ -167,8 +154,6 @@ class CompressContext:
 
     def context_length(self) -> int:
         """Longest sequence the base graph takes (a genai decoder's rotary cache is sized to it)."""
-        import json
-
         cfg = self.base_folder() / "genai_config.json"
         if cfg.is_file():
             return int(json.loads(cfg.read_text())["model"].get("context_length", 2048))
@@ -176,8 +161,6 @@ class CompressContext:
 
     def params(self) -> int:
         if self._params is None:
-            from edgewise.compress.onnx_graph import load, param_count
-
             self._params = param_count(load(self.base_model(), with_data=False))
         return self._params
 
@@ -196,8 +179,6 @@ class CompressContext:
         seqs: list[np.ndarray] = []
         total = 0
         if self.kind == DECODER:
-            from edgewise.compress.onnx_graph import sequences
-
             ids = [i for t in self.calibration.texts for i in tok.encode(t, add_special_tokens=False)]
             for s in sequences(ids, min(length, max_tokens, self.context_length())):
                 if total >= max_tokens:
@@ -218,8 +199,6 @@ class CompressContext:
     def hessians(self, max_tokens: int) -> dict[str, np.ndarray]:
         """H = X^T X / n of every MatMul input on calibration text (float32, shared by GPTQ and mixed precision)."""
         if max_tokens not in self._hessians:
-            from edgewise.compress.onnx_graph import collect_hessians, load, matmul_weights
-
             t0 = time.perf_counter()
             mw = matmul_weights(load(self.base_model(), with_data=False))
             hs, n = collect_hessians(self.base_model(), self.calibration_sequences(max_tokens), [w.input for w in mw],
@@ -230,8 +209,6 @@ class CompressContext:
         return self._hessians[max_tokens]
 
     def cache_options(self, cfg, calibrated: bool) -> dict:
-        from edgewise.compress.configs import config_dict
-
         opts = {"config": config_dict(cfg), "v": 1}
         if calibrated:
             opts["calibration"] = self.calibration.digest

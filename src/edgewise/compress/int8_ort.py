@@ -9,12 +9,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edgewise.compress.configs import Int8Dynamic, Int8Static
 from edgewise.compress.context import ENCODER_KIND, CompressContext, QuantResult
+from edgewise.compress.onnx_graph import copy_side_files
 from edgewise.compress.registry import register_handler
 from edgewise.compress.weight_only import _skip_files, check_kind, finish, quiet_ort_quantizers
 from edgewise.export.cache import cached_build
 
+# onnxruntime is imported inside the handlers: discovery imports this module with the package, and a method
+# that does not run should not cost its import.
 _DECODER_HINT = "quantized activations hurt language models (perplexity 21.0 -> 30.5 on SmolLM2); use int8 (weight-only)"
 
 
@@ -27,8 +32,6 @@ def int8_dynamic(cfg: Int8Dynamic, ctx: CompressContext, name: str) -> QuantResu
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quiet_ort_quantizers()
-
-        from edgewise.compress.onnx_graph import copy_side_files
 
         base = ctx.base_model()
         quantize_dynamic(str(base), str(out / base.name), weight_type=QuantType.QInt8, per_channel=cfg.per_channel,
@@ -59,10 +62,6 @@ def int8_static(cfg: Int8Static, ctx: CompressContext, name: str) -> QuantResult
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         quiet_ort_quantizers()
-
-        import numpy as np
-
-        from edgewise.compress.onnx_graph import copy_side_files
 
         base = ctx.base_model()
         names = {i.name for i in ort.InferenceSession(str(base), providers=["CPUExecutionProvider"]).get_inputs()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from hashlib import sha256
@@ -24,8 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from edgewise.errors import EdgewiseError, UnsupportedModelError
+from edgewise.formats import gguf_scan
+from edgewise.runtime.llamacpp_backend import _quiet, import_llama_cpp
 
 log = logging.getLogger(__name__)
+# gguf, safetensors and transformers are imported in the functions that write a GGUF: discovery imports this
+# module (its LlamaCppQuant config) whenever edgewise.compress is imported.
 
 # llama_ftype values (llama.h). Names are the ones llama.cpp's `llama-quantize` accepts.
 FTYPES = {
@@ -33,6 +38,7 @@ FTYPES = {
     "Q3_K_M": 12, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18,
 }
 BASE_TYPES = ("f32", "f16")
+NOMINAL_BITS = {"Q8_0": 8.5, "Q6_K": 6.56, "Q4_K_M": 4.89, "Q4_0": 4.5}
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class LlamaCppQuant:
     qtype: str = "Q4_K_M"
     base: str = "f32"
     threads: int | None = None
+    names = {"q8_0": {"qtype": "Q8_0"}, "q4_k_m": {"qtype": "Q4_K_M"}}
+    weight_only = False  # a GGUF for llama.cpp, not a block grid the ONNX rewrite can place per layer
 
     def __post_init__(self):
         object.__setattr__(self, "qtype", str(self.qtype).upper())
@@ -51,6 +59,11 @@ class LlamaCppQuant:
             raise EdgewiseError(f"base must be one of {BASE_TYPES}, got {self.base!r}")
         if self.threads is not None and self.threads < 1:
             raise EdgewiseError(f"threads must be at least 1, got {self.threads}")
+
+    @property
+    def nominal_bits(self) -> float:
+        # Typical bits per weight of each type (block scales included); the search's cost rank only.
+        return NOMINAL_BITS.get(self.qtype, 8.0)
 
 
 @dataclass(frozen=True)
@@ -240,30 +253,12 @@ def write_gguf(folder: Path, out: Path, dtype: str = "f32") -> Path:
 
 # --- step 2: GGUF -> llama.cpp type -------------------------------------------------------------
 
-def _scan(path: Path) -> tuple[int, int, dict[str, int]]:
-    from collections import Counter
-
-    from gguf import GGUFReader
-
-    r = GGUFReader(str(path))
-    types = Counter(t.tensor_type.name for t in r.tensors)
-    return sum(int(t.n_elements) for t in r.tensors), sum(int(t.n_bytes) for t in r.tensors), dict(types)
-
-
-def gguf_stats(path: Path) -> tuple[int, int]:
-    """(weight elements, weight bytes) over every tensor of a GGUF."""
-    n, nbytes, _ = _scan(path)
-    return n, nbytes
-
-
 def _result(path: Path, qtype: str, seconds: float) -> QuantizedGGUF:
-    n, nbytes, types = _scan(path)
+    n, nbytes, types = gguf_scan(path)
     return QuantizedGGUF(path, qtype, path.stat().st_size, n, 8.0 * nbytes / n, seconds, types)
 
 
 def quantize_gguf(src: Path, out: Path, config: LlamaCppQuant) -> QuantizedGGUF:
-    from edgewise.runtime.llamacpp_backend import _quiet, import_llama_cpp
-
     llama_cpp = import_llama_cpp()
     src, out = Path(src), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -299,8 +294,6 @@ def llamacpp_quantize(model: Path, out: Path, config: LlamaCppQuant) -> Quantize
                 if model.is_dir():
                     base.replace(out)  # our own intermediate: move it
                 else:
-                    import shutil
-
                     shutil.copyfile(base, out)  # the caller's file: never move it
             res = _result(out, config.qtype, 0.0)
         else:

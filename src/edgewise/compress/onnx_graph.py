@@ -6,6 +6,7 @@ folders) and encoders (plain ONNX files), and quantizes exactly the weights that
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -19,11 +20,12 @@ import numpy as np
 from edgewise.compress.grid import QTensor
 from edgewise.compress.gptq import matmul
 from edgewise.errors import EdgewiseError
+from edgewise.formats import decode_weight_bytes  # noqa: F401 - re-exported: tests/bench/test_bench.py imports it here
 
 log = logging.getLogger(__name__)
+# onnx (about 2 s) and onnxruntime are imported in the functions that use them: every module of this package is
+# imported whenever edgewise.compress is (method discovery).
 
-# Tensors that are lookup tables, not weights (rotary caches): never counted as parameters.
-NOT_WEIGHTS = ("cos_cache", "sin_cache")
 MS_DOMAIN = "com.microsoft"
 
 
@@ -84,56 +86,6 @@ def weight_array(model, name: str, base_dir: Path | None = None) -> np.ndarray:
     raise KeyError(name)
 
 
-def param_count(model) -> int:
-    """Parameters of a float model: elements of every float initializer except lookup caches."""
-    from onnx import TensorProto
-
-    n = 0
-    for t in model.graph.initializer:
-        if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16) and not t.name.endswith(NOT_WEIGHTS):
-            n += int(np.prod(t.dims)) if len(t.dims) else 1
-    return n
-
-
-def weight_bytes(model_path: Path) -> int:
-    """Bytes of every initializer except lookup caches: what the model stores as weights (read without loading)."""
-    from onnx import TensorProto, helper
-
-    m = load(model_path, with_data=False)
-    total = 0
-    for t in m.graph.initializer:
-        if t.name.endswith(NOT_WEIGHTS):
-            continue
-        n = int(np.prod(t.dims)) if len(t.dims) else 1
-        if t.data_type in (TensorProto.INT4, TensorProto.UINT4):
-            total += (n + 1) // 2
-        else:
-            total += n * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-    return total
-
-
-def decode_weight_bytes(model_path: Path) -> int:
-    """Weight bytes a decoder streams per generated token: every MatMul weight (plain or MatMulNBits), not the
-    embedding table, of which one row is read per token."""
-    from onnx import TensorProto, helper
-
-    m = load(model_path, with_data=False)
-    sizes = {}
-    for t in m.graph.initializer:
-        n = int(np.prod(t.dims)) if len(t.dims) else 1
-        if t.data_type in (TensorProto.INT4, TensorProto.UINT4):
-            sizes[t.name] = (n + 1) // 2
-        else:
-            sizes[t.name] = n * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-    total = 0
-    for n in m.graph.node:
-        if n.op_type == "MatMul" and len(n.input) == 2:
-            total += sizes.get(n.input[1], 0)
-        elif n.op_type == "MatMulNBits":
-            total += sum(sizes.get(x, 0) for x in n.input[1:4] if x)
-    return total
-
-
 # --- running the graph ------------------------------------------------------------------------------------------
 
 def session(model_path: Path, threads: int | None = None, extra_outputs: Iterable[str] = (), overridable: Iterable[str] = ()):
@@ -181,8 +133,6 @@ def session(model_path: Path, threads: int | None = None, extra_outputs: Iterabl
 
 def kv_head_size(model_path: Path) -> int | None:
     """A genai decoder's KV head size (its KV inputs leave it symbolic), from genai_config.json."""
-    import json
-
     cfg = Path(model_path).parent / "genai_config.json"
     if not cfg.is_file():
         return None
@@ -341,30 +291,3 @@ def sequences(ids: list[int], length: int, max_sequences: int | None = None) -> 
         k += 1
         if max_sequences and k >= max_sequences:
             break
-
-
-def logical_params(model_path: Path) -> int:
-    """Parameters a (possibly quantized) graph represents: float tensors by element, MatMulNBits weights as K x N,
-    8-bit QDQ / dynamic weights by element; scales, zero points and a lookup sharing a packed head not counted."""
-    from onnx import TensorProto, helper
-
-    m = load(model_path, with_data=False)
-    dims = {t.name: (int(np.prod(t.dims)) if len(t.dims) else 1, t.data_type) for t in m.graph.initializer}
-    skip, n = set(), 0
-    for node in m.graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "MatMulNBits":
-            n += int(attrs["K"]) * int(attrs["N"])
-            skip.update(x for x in node.input[1:] if x)
-        elif node.op_type == "GatherBlockQuantized":
-            skip.update(x for x in node.input[2:] if x)
-            skip.add(node.input[0])  # packed data (usually a head shared with MatMulNBits, counted there)
-        elif node.op_type in ("DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger"):
-            skip.update(x for x in node.input[1:] if x and node.op_type != "MatMulInteger")
-    for name, (count, dtype) in dims.items():
-        if name in skip or name.endswith(NOT_WEIGHTS) or count < 2:
-            continue
-        if dtype in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.INT8,
-                     TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4):
-            n += count
-    return n

@@ -1,9 +1,20 @@
-"""Config type -> handler tables: `@register_handler(Int4WeightOnly)` fills the quantizers' table and `quantize`
-dispatches through it; pruning keeps its own table of the same kind (`edgewise.compress.prune.PRUNERS`)."""
+"""The quantization-method registry: one decorator per method, and discovery of the modules that hold them.
+
+    @register_handler(Int4WeightOnly)          # the config class carries `names`, `nominal_bits`, `weight_only`
+    def int4_weight_only(cfg, ctx, name) -> QuantResult: ...
+
+fills two tables: HANDLERS (config type -> handler, what `quantize` dispatches through) and NAMES (CLI name ->
+config type and preset options, what `parse_method` reads). `discover()` imports every module of
+`edgewise.compress`, so a new method is one new file there (docs/quantization-methods.md). Pruning keeps its own
+type -> handler table of the same kind (`edgewise.compress.prune.PRUNERS`).
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from edgewise.errors import EdgewiseError
 
@@ -32,6 +43,70 @@ class TypeRegistry(dict):
             raise EdgewiseError(f"no {self.kind} for {type(config).__name__}: use one of {known}") from None
 
 
+@dataclass(frozen=True)
+class MethodName:
+    """One CLI name: the config type it builds and the options it presets (`int4-hqq` = Int4WeightOnly(algo="hqq"))."""
+
+    name: str
+    config_type: type
+    preset: Mapping[str, Any]
+
+    def __call__(self, **options):
+        clash = sorted(set(options) & set(self.preset))
+        if clash:
+            raise TypeError(f"{self.name} sets {', '.join(clash)} itself; use another method name to change it")
+        return self.config_type(**self.preset, **options)
+
+
 HANDLERS = TypeRegistry("compression handler")
-register_handler = HANDLERS.register
+NAMES: dict[str, MethodName] = {}
+
+
+def register_handler(config_type: type) -> Callable[[Callable], Callable]:
+    """Register a quantization method: `handler(cfg, ctx, name) -> QuantResult` for `config_type`, and the CLI names
+    the config class lists in `names` ({cli name: preset options}; none for a library-only config)."""
+
+    def deco(fn: Callable) -> Callable:
+        names = dict(getattr(config_type, "names", {}) or {})
+        taken = sorted(n for n in names if n in NAMES)
+        if taken:
+            raise RuntimeError(f"method name {taken[0]!r} of {config_type.__name__} is already taken by "
+                               f"{NAMES[taken[0]].config_type.__name__}")
+        HANDLERS.register(config_type)(fn)
+        for name, preset in names.items():
+            NAMES[name] = MethodName(name, config_type, dict(preset))
+        return fn
+
+    return deco
+
+
 handler_for = HANDLERS.for_config
+
+_discovered: set[str] = set()
+
+
+def discover(package: str = "edgewise.compress") -> None:
+    """Import every plain module of `package` once, so every method's `@register_handler` has run. Subpackages
+    (prune, distill) are not methods and are left alone; so are modules whose name starts with `_`."""
+    if package in _discovered:
+        return
+    _discovered.add(package)
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
+def is_weight_only(cfg) -> bool:
+    """True for configs that quantize MatMul weights alone onto a block grid (`cfg.grid`, `cfg.accuracy_level`):
+    the ones mixed precision and the graph rewrite can place per layer."""
+    return getattr(type(cfg), "weight_only", False) is True
+
+
+def names_where(predicate: Callable[[type], bool]) -> list[str]:
+    """CLI names (sorted) whose config type satisfies `predicate`, for error messages that list the choices."""
+    return sorted(n for n, m in NAMES.items() if predicate(m.config_type))
+
+
+__all__ = ["HANDLERS", "NAMES", "MethodName", "TypeRegistry", "discover", "handler_for", "is_weight_only",
+           "names_where", "register_handler"]

@@ -7,6 +7,7 @@ per-weight plan, so GPTQ and mixed precision share it.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -14,18 +15,25 @@ from typing import Callable
 
 import numpy as np
 
+from edgewise.compress import onnx_graph as og
 from edgewise.compress.configs import Gptq, Int4WeightOnly, Int8WeightOnly, WeightConfig
-from edgewise.compress.context import DECODER, ENCODER_KIND, CompressContext, QuantResult, folder_bytes
+from edgewise.compress.context import DECODER, ENCODER_KIND, CompressContext, QuantResult
+from edgewise.compress.gptq import gptq
+from edgewise.compress.grid import rtn
 from edgewise.compress.registry import register_handler
 from edgewise.errors import EdgewiseError
+from edgewise.export.cache import cached_build
+from edgewise.export.genai import build_genai
+from edgewise.formats import folder_bytes, weight_bytes
+
+# torch and onnxruntime.quantization are imported inside the builds that use them: discovery imports this module
+# whenever edgewise.compress is, and importing them costs seconds.
 
 
 def finish(ctx: CompressContext, name: str, cfg, path: Path, t0: float, backend: str = "ort",
            notes: list[str] | None = None) -> QuantResult:
     """Measure what was written: bits per weight over the base model's parameters, size on disk."""
-    from edgewise.compress.onnx_graph import model_file, weight_bytes
-
-    bpw = 8.0 * weight_bytes(model_file(path)) / ctx.params()
+    bpw = 8.0 * weight_bytes(og.model_file(path)) / ctx.params()
     res = QuantResult(name=name, config=cfg, path=Path(path), backend=backend, bits_per_weight=bpw,
                       size_bytes=folder_bytes(path), params=ctx.params(), seconds=time.perf_counter() - t0,
                       notes=list(notes or []))
@@ -56,17 +64,12 @@ def builder_extra(cfg: Int8WeightOnly | Int4WeightOnly) -> dict:
 
 
 def _builder(ctx: CompressContext, precision: str, cfg) -> Path:
-    from edgewise.export.genai import build_genai
-
     return build_genai(ctx.source, precision, builder_extra(cfg))
 
 
 # --- the graph rewrite --------------------------------------------------------------------------------------------
 
 def quantize_weight(w: np.ndarray, cfg: WeightConfig, h: np.ndarray | None):
-    from edgewise.compress.gptq import gptq
-    from edgewise.compress.grid import rtn
-
     if isinstance(cfg, Gptq):
         return gptq(w, h.astype(np.float64), cfg.grid, percdamp=cfg.damp, clip_search=cfg.clip_search)
     return rtn(w, cfg.grid)
@@ -84,8 +87,6 @@ def rewrite(ctx: CompressContext, kind: str, plan_fn: PlanFn, cache_opts: dict) 
 
     plan_fn -> (plan, extra files to write beside the model); it runs only when the result is not cached yet.
     """
-    from edgewise.compress import onnx_graph as og
-    from edgewise.export.cache import cached_build
 
     def build(out: Path) -> None:
         import torch
@@ -123,15 +124,11 @@ def _skip_files(ctx: CompressContext) -> tuple[str, ...]:
 
 
 def uniform_plan(ctx: CompressContext, cfg: WeightConfig) -> PlanFn:
-    from edgewise.compress import onnx_graph as og
-
     return lambda: ({w.weight: cfg for w in og.matmul_weights(og.load(ctx.base_model(), with_data=False))}, {})
 
 
 def ort_quantizer(ctx: CompressContext, kind: str, cfg: Int4WeightOnly) -> Path:
     """onnxruntime's own MatMulNBitsQuantizer, for the algorithms it has and we do not reimplement (HQQ, k-quant)."""
-    from edgewise.compress import onnx_graph as og
-    from edgewise.export.cache import cached_build
 
     def build(out: Path) -> None:
         from onnxruntime.quantization import matmul_nbits_quantizer as mq
@@ -152,8 +149,6 @@ def ort_quantizer(ctx: CompressContext, kind: str, cfg: Int4WeightOnly) -> Path:
 def quiet_ort_quantizers() -> None:
     """onnxruntime's quantizers call logging.basicConfig(level=INFO) on import and log a line per node through the
     root logger (and warn about every norm weight); keep the root at ERROR so a run stays readable."""
-    import logging
-
     import onnxruntime.quantization  # noqa: F401 - the import is what reconfigures logging
     from onnxruntime.quantization import matmul_nbits_quantizer  # noqa: F401
 

@@ -27,6 +27,7 @@ from typing import Callable
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
 from edgewise.registry import Registry
+from edgewise.staging import staged_dir, write_text_atomic
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -136,13 +137,9 @@ def corpus_dir(name: str) -> Path:
     out = edgewise_home() / "corpora" / name
     if (out / ".done").exists():
         return out
-    tmp = out.with_name(name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    corpus.build(tmp)
-    (tmp / ".done").write_text(corpus.licence + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # atomic: a half-built corpus is never mistaken for a finished one
+    with staged_dir(out) as tmp:  # a half-built corpus is never mistaken for a finished one
+        corpus.build(tmp)
+        (tmp / ".done").write_text(corpus.licence + "\n")
     return out
 
 
@@ -167,7 +164,5 @@ def keyboard_eval_text(which: str = "austen") -> Path:
         if which == "austen":
             text = text[text.index("Chapter 1"):]  # skip the title page
         cut = text.rfind("\n", 0, EVAL_CHARS) + 1  # whole paragraphs only
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text[:cut])
-        tmp.rename(out)
+        write_text_atomic(out, text[:cut])
     return out

@@ -8,10 +8,9 @@ import inspect
 import json
 from pathlib import Path
 
-from edgewise.compress.context import packaged_text
+from edgewise.data import DEMO_TEXT, packaged_text
 from edgewise.models.source import CAUSAL_LM
 
-DEMO_TEXT = "hamlet-act1-scene1.txt"
 # Modules whose docstrings are prose (summary line, then a paragraph); order fixes the set.
 DOC_MODULES = ("json", "os", "os.path", "re", "shutil", "textwrap", "collections", "itertools", "functools", "string",
                "random", "statistics", "datetime", "pathlib", "subprocess", "tempfile", "zipfile", "tarfile", "csv",

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.data.readers import read_jsonl
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate.base import TASKS
-from edgewise.evaluate.data import read_jsonl
 from edgewise.models.source import ENCODER
+from edgewise.runtime import embed
 from edgewise.runtime.backend import LoadedModel
 
 
 def _embed(model: LoadedModel, texts: list[str]) -> np.ndarray:
-    from edgewise.runtime import embed
-
     if model.encoder is None:
         raise EdgewiseError(f"{model.name} is a generator without an embedding head: use an encoder such as minilm-l6")
     return embed(model, texts)

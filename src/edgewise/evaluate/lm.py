@@ -9,25 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.data.readers import read_text
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate.base import TASKS, log_softmax
-from edgewise.evaluate.data import read_text
 from edgewise.models.source import CAUSAL_LM
+from edgewise.runtime.api import forward_logits
 from edgewise.runtime.backend import LoadedModel
 
 # Reference log-probs are kept for every scored position; past this many values (~400 MB at fp16) we refuse.
 MAX_REF_VALUES = 2e8
-
-
-def all_logits(model: LoadedModel, ids: list[int]) -> np.ndarray:
-    """Logits (T, V) at every position: one pass where the backend can (`score`), else token by token."""
-    if model.decoder is None:
-        raise EdgewiseError(f"{model.name} is an encoder: this task needs a language model")
-    dec = model.decoder
-    if hasattr(dec, "score"):
-        return np.asarray(dec.score(list(ids)), np.float32)
-    dec.start(len(ids) + 1)
-    return np.stack([dec.append([t]) for t in ids]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,7 @@ class _LMTask:
         ref = LMReference(ids, windows(len(ids), w, s))
         total = 0
         for win in ref.wins:
-            lp = log_softmax(all_logits(model, ids[win.start:win.end]))[win.first:win.stop]
+            lp = log_softmax(forward_logits(model, ids[win.start:win.end]))[win.first:win.stop]
             total += lp.size
             if total > MAX_REF_VALUES:
                 raise EdgewiseError(f"task file {self.path} is too long to keep the full model's distributions "
@@ -105,7 +95,7 @@ class _LMTask:
     def _passes(self, model: LoadedModel, ref: LMReference):
         """(window, variant log-probs, reference log-probs, reference argmax, target ids) per window."""
         for win, rlp, rtop in zip(ref.wins, ref.logprobs, ref.top):
-            lp = log_softmax(all_logits(model, ref.ids[win.start:win.end]))[win.first:win.stop]
+            lp = log_softmax(forward_logits(model, ref.ids[win.start:win.end]))[win.first:win.stop]
             if lp.shape[1] != ref.vocab:
                 raise EdgewiseError(f"{model.name} has a vocabulary of {lp.shape[1]}, the reference {ref.vocab}: "
                                     "compare variants of the same model")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgewise.errors import EdgewiseError
+from edgewise.report.row import VariantRow
 
 DEFAULT_MAX_DROP = "5%"
 
@@ -72,17 +73,16 @@ def parse_gate(spec: str | float | None) -> Gate:
     return Gate(max_drop=drop, kld_max=kld)
 
 
-def speed_of(v: dict) -> float | None:
+def speed_of(v: VariantRow) -> float | None:
     """The figure 'fastest' compares: generation tokens/s for decoders, embeddings/s for encoders."""
-    return v.get("generation_tps") or v.get("throughput_per_s")
+    return v.speed
 
 
-def recommend(variants: list[dict]) -> tuple[dict | None, str]:
+def recommend(variants: list[VariantRow]) -> tuple[VariantRow | None, str]:
     """The fastest variant that passes the gate and fits the device; the reason, in words."""
-    ok = [v for v in variants if v.get("passes_gate") and v.get("fits_device") is not False and not v.get("error")
-          and speed_of(v)]
+    ok = [v for v in variants if v.passes_gate and v.fits_device is not False and not v.error and v.speed]
     if not ok:
         return None, "no variant passes the gate and fits the device: loosen --max-drop or pick a larger device"
     best = max(ok, key=speed_of)
-    unit = "tokens/s" if best.get("generation_tps") else "embeddings/s"
-    return best, f"fastest variant that passes the gate and fits ({speed_of(best):.1f} {unit})"
+    unit = "tokens/s" if best.generation_tps else "embeddings/s"
+    return best, f"fastest variant that passes the gate and fits ({best.speed:.1f} {unit})"

@@ -21,9 +21,19 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from edgewise.compress import CompressContext, parse_method, quantize
+from edgewise.compress.configs import Fp32, config_dict
+from edgewise.compress.prune import Structured, parse_prune, prune
+from edgewise.compress.prune.llama import pruned_param_count
+from edgewise.compress.registry import names_where
 from edgewise.errors import EdgewiseError
+from edgewise.export.hf_folder import hf_folder_for
+from edgewise.models import load
+from edgewise.optimize.measure import Measured, bench_once, bench_row, evaluate_variant, gate_row, probe_bandwidth
+from edgewise.report.plots import undominated
+from edgewise.report.row import VariantRow
+from edgewise.runtime import load_model
 
 DEFAULT_PRUNE = ("none", "structured:mlp=0.25", "structured:mlp=0.25,blocks=0.1")
 DEFAULT_QUANT = ("int8", "int4-gptq", "mixed", "int4")  # equal-cost ties go to the first listed (GPTQ before RTN)
@@ -32,22 +42,11 @@ UNITS = ("mlp", "heads", "blocks")
 
 def nominal_bits(cfg) -> float:
     """Bits per stored weight a quantization config aims at (its cost rank; measured bpw goes in the report)."""
-    from edgewise.compress.configs import Fp32, Gptq, Int4WeightOnly, Int8WeightOnly, MixedPrecision
-
-    if isinstance(cfg, Fp32):
-        return 32.0
-    if isinstance(cfg, Int8WeightOnly):
-        return 8.0
-    if isinstance(cfg, Int4WeightOnly):
-        return 4.0
-    if isinstance(cfg, Gptq):
-        return float(cfg.bits)
-    if isinstance(cfg, MixedPrecision):
-        return float(cfg.budget_bpw) if cfg.budget_bpw else nominal_bits(cfg.high)
-    qtype = getattr(cfg, "qtype", None)  # llama.cpp types
-    if qtype:
-        return {"Q8_0": 8.5, "Q6_K": 6.56, "Q4_K_M": 4.89, "Q4_0": 4.5}.get(qtype, 8.0)
-    raise EdgewiseError(f"the search cannot rank {type(cfg).__name__}: use int8, int4, int4-gptq, mixed or q4_k_m")
+    bits = getattr(cfg, "nominal_bits", None)
+    if bits is None:
+        rankable = names_where(lambda t: getattr(t, "nominal_bits", None) is not None and t is not Fp32)
+        raise EdgewiseError(f"the search cannot rank {type(cfg).__name__}: use one of {', '.join(rankable)}")
+    return float(bits)
 
 
 @dataclass
@@ -61,7 +60,7 @@ class Candidate:
     status: str = "pending"  # measured | dominated | budget | error
     reason: str = ""
     seconds: dict = field(default_factory=dict)
-    row: dict | None = None
+    row: VariantRow | None = None
 
     @property
     def name(self) -> str:
@@ -83,9 +82,7 @@ class Candidate:
         return all(a >= b for a, b in zip(self.prune_vec, other.prune_vec)) and self.bits <= other.bits
 
     def as_dict(self) -> dict:
-        from edgewise.compress.configs import config_dict
-
-        r = self.row or {}
+        r = self.row.as_dict() if self.row else {}
         return {"name": self.name, "prune": self.prune_spec, "quant": self.quant_spec,
                 "prune_config": config_dict(self.prune_cfg) if self.prune_cfg else None,
                 "params": self.params, "nominal_bits": self.bits, "est_weights_mb": round(self.est_mb, 2),
@@ -105,9 +102,6 @@ class SearchSpace:
 
     @classmethod
     def from_options(cls, opts, decoder: bool) -> "SearchSpace":
-        from edgewise.compress import parse_method
-        from edgewise.compress.prune import Structured, parse_prune
-
         if opts.methods:
             raise EdgewiseError("--search picks the methods itself: drop --methods, or use --search-quant to set "
                                 "the quantization methods it tries")
@@ -142,8 +136,6 @@ class SearchSpace:
         return cls(prune, quant, opts.budget_minutes)
 
     def candidates(self, base_config: dict) -> list[Candidate]:
-        from edgewise.compress.prune.llama import pruned_param_count
-
         out = []
         for p_spec, p_cfg in self.prune:
             params = pruned_param_count(base_config, p_cfg)
@@ -155,28 +147,19 @@ class SearchSpace:
         return out
 
 
-def pareto(rows: list[dict], higher_is_better: bool, speed_key: str) -> list[dict]:
+def pareto(rows: list[VariantRow], higher_is_better: bool, speed_key: str) -> list[VariantRow]:
     """Rows no other row beats on all of quality, speed and size (and strictly on one)."""
     def vec(r):
-        q = r["primary"] if higher_is_better else -r["primary"]
-        return (q, r[speed_key], -r["size_mb"])
+        q = r.primary if higher_is_better else -r.primary
+        return (q, r.bench[speed_key], -r.size_mb)
 
-    from edgewise.report.plots import undominated
-
-    pts = [r for r in rows if r.get("primary") is not None and r.get(speed_key) and r.get("size_mb") is not None
-           and not r.get("error")]
+    pts = [r for r in rows if r.primary is not None and r.bench.get(speed_key) and r.size_mb is not None
+           and not r.error]
     return [pts[i] for i in undominated([vec(r) for r in pts])]
 
 
 def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | None = None):
     """Measure the fp32 reference, then recipes in order until one dominates what is left or time runs out."""
-    from edgewise.compress import CompressContext, quantize
-    from edgewise.compress.prune import prune
-    from edgewise.export.hf_folder import hf_folder_for
-    from edgewise.models import load
-    from edgewise.optimize import Measured, bench_row, evaluate_variant, gate_row, probe_bandwidth
-    from edgewise.runtime import load_model
-
     space = space or SearchSpace.from_options(opts, decoder=True)
     t_start = time.perf_counter()
     budget_s = space.budget_minutes * 60 if space.budget_minutes else None
@@ -186,8 +169,6 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     progress.stage("search", len(cands) + 1 + (1 if opts.bench else 0))  # + the reference and the bandwidth probe
 
     # The reference: fp32, unpruned. Its state is what every candidate's quality is measured against.
-    from edgewise.compress.configs import Fp32
-
     progress.step("fp32 reference")
     t0 = time.perf_counter()
     ref = quantize(None, Fp32(), name="fp32", ctx=ctx)
@@ -203,9 +184,9 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
         host_bw = probe_bandwidth(progress)
         bench_row(ref_row, device, host_bw, opts)
         timings["bench"] += time.perf_counter() - t0
-    ref_metrics = ref_row["metrics"]
+    ref_metrics = ref_row.metrics
     gate_row(ref_row, task, ref_metrics, gate)
-    ref_row["search_status"] = "reference"
+    ref_row.search["search_status"] = "reference"
     results, rows, skipped = [ref], [ref_row], []
     contexts = {None: ctx}  # one compression context per pruning level, built when first needed
     prune_errors: dict[str, str] = {}
@@ -248,7 +229,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
             gc.collect()
             cand.seconds["evaluate"] = time.perf_counter() - t0
             timings["evaluate"] += cand.seconds["evaluate"]
-            if opts.bench and not row.get("error"):
+            if opts.bench and not row.error:
                 t0 = time.perf_counter()
                 bench_row(row, device, host_bw, opts)
                 cand.seconds["bench"] = time.perf_counter() - t0
@@ -262,18 +243,17 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
             progress.info(f"{cand.name}: {cand.reason}")
             continue
         gate_row(row, task, ref_metrics, gate)
-        row["search_status"] = "measured"
-        row["prune"] = cand.prune_spec
+        row.search.update(search_status="measured", prune=cand.prune_spec)
         if cand.prune_cfg is not None:
-            row["method"] = f"{cand.prune_cfg.describe()}, then {row['method']}"
-            row["params"] = cand.params
+            row.method = f"{cand.prune_cfg.describe()}, then {row.method}"
+            row.params = cand.params
         cand.row, cand.status = row, "measured"
         cand.seconds["total"] = time.perf_counter() - t_c
-        row["search_seconds"] = round(cand.seconds["total"], 1)
+        row.search["search_seconds"] = round(cand.seconds["total"], 1)
         results.append(qr)
         rows.append(row)
-        ok = row["passes_gate"] and row.get("fits_device") is not False
-        cand.reason = "passes the gate" + (" and fits" if row.get("fits_device") else "") if ok else row["gate_reason"]
+        ok = row.passes_gate and row.fits_device is not False
+        cand.reason = "passes the gate" + (" and fits" if row.fits_device else "") if ok else row.gate_reason
         if ok:
             winners.append(cand)
         progress.info(f"{cand.name}: {'passes' if ok else 'fails'} ({cand.reason}), "
@@ -289,9 +269,9 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
 
     speed_key = "generation_tps" if opts.bench else None
     front = pareto(rows, task.higher_is_better, speed_key) if speed_key else []
-    front_names = {r["name"] for r in front}
+    front_names = {r.name for r in front}
     for r in rows:
-        r["on_frontier"] = r["name"] in front_names
+        r.search["on_frontier"] = r.name in front_names
     info = {
         "space": {"prune": [p or "none" for p, _ in space.prune], "quant": [q for q, _, _ in space.quant]},
         "order": "most compressed first (estimated weight bytes), equal cost in the listed method order",
@@ -299,7 +279,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
         "stopped": stopped,
         "elapsed_s": round(time.perf_counter() - t_start, 1),
         "candidates": [c.as_dict() for c in cands],
-        "frontier": [r["name"] for r in front],
+        "frontier": [r.name for r in front],
         "measured": sum(c.status == "measured" for c in cands),
         "assumptions": ["cost is monotone in compression: pruning more units or storing fewer bits never makes "
                         "a model larger or slower"],
@@ -312,11 +292,8 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     return Measured(results, rows, skipped, timings, host_bw, info)
 
 
-def _check_cost_assumption(cands: list[Candidate], ref, ref_row: dict, base_cfg: dict) -> list[str]:
+def _check_cost_assumption(cands: list[Candidate], ref, ref_row: VariantRow, base_cfg: dict) -> list[str]:
     """Measured pairs where the more compressed recipe ran >10% slower or was larger than the less compressed one."""
-    from edgewise.compress.configs import Fp32
-    from edgewise.compress.prune.llama import pruned_param_count
-
     ref_c = Candidate(None, "fp32", None, "fp32", Fp32(), pruned_param_count(base_cfg), "measured", row=ref_row)
     done = [ref_c] + [c for c in cands if c.status == "measured"]
     out = []
@@ -324,40 +301,38 @@ def _check_cost_assumption(cands: list[Candidate], ref, ref_row: dict, base_cfg:
         for b in done:
             if a is b or not a.at_least_as_compressed_as(b) or b.at_least_as_compressed_as(a):
                 continue
-            ta, tb = a.row.get("generation_tps"), b.row.get("generation_tps")
+            ta, tb = a.row.generation_tps, b.row.generation_tps
             if ta and tb and ta < 0.9 * tb:
                 out.append(f"{a.name} is more compressed than {b.name} but ran slower ({ta:.1f} vs {tb:.1f} tokens/s)")
-            if a.row.get("size_mb", 0) > b.row.get("size_mb", float("inf")):
-                out.append(f"{a.name} is more compressed than {b.name} but larger ({a.row['size_mb']:.1f} vs "
-                           f"{b.row['size_mb']:.1f} MB)")
+            if a.row.size_mb > b.row.size_mb:
+                out.append(f"{a.name} is more compressed than {b.name} but larger ({a.row.size_mb:.1f} vs "
+                           f"{b.row.size_mb:.1f} MB)")
     return out
 
 
 CONFIRM_ROUNDS = 2
 
 
-def _confirm_speeds(rows: list[dict], device, host_bw, opts, progress, rounds: int = CONFIRM_ROUNDS) -> dict | None:
+def _confirm_speeds(rows: list[VariantRow], device, host_bw, opts, progress,
+                    rounds: int = CONFIRM_ROUNDS) -> dict | None:
     """Re-bench the rows that could be chosen (pass the gate and fit), interleaved, and keep the median.
 
     Candidates were each timed once, minutes apart, on a machine whose speed drifts; the choice between two close
     contenders should rest on rounds that alternate between them, as every other speed figure here does."""
-    from edgewise.optimize import bench_row
-
-    contenders = [r for r in rows if r.get("passes_gate") and r.get("fits_device") is not False
-                  and r.get("generation_tps") and not r.get("error")]
+    contenders = [r for r in rows if r.passes_gate and r.fits_device is not False and r.generation_tps
+                  and not r.error]
     if len(contenders) < 2:
         return None
     for r in contenders:
-        r["generation_tps_rounds"] = [round(r["generation_tps"], 2)]
+        r.search["generation_tps_rounds"] = [round(r.generation_tps, 2)]
     for i in range(rounds):
         for r in contenders:
-            progress.info(f"confirm round {i + 1}/{rounds}: {r['name']}")
-            again = dict(r)
-            bench_row(again, device, host_bw, opts)
-            if again.get("generation_tps") and not again.get("bench_error"):
-                r["generation_tps_rounds"].append(round(again["generation_tps"], 2))
+            progress.info(f"confirm round {i + 1}/{rounds}: {r.name}")
+            again = bench_once(r, device, host_bw, opts)
+            if again.get("generation_tps") and "error" not in again:
+                r.search["generation_tps_rounds"].append(round(again["generation_tps"], 2))
     for r in contenders:
-        r["generation_tps_single"] = r["generation_tps"]
-        r["generation_tps"] = statistics.median(r["generation_tps_rounds"])
-    return {"rounds": rounds + 1, "rows": [r["name"] for r in contenders],
+        r.search["generation_tps_single"] = r.generation_tps
+        r.bench["generation_tps"] = statistics.median(r.search["generation_tps_rounds"])
+    return {"rounds": rounds + 1, "rows": [r.name for r in contenders],
             "note": "generation_tps of these rows is the median of interleaved rounds (generation_tps_rounds)"}

@@ -1,5 +1,5 @@
 """Reports: report.json (schema in docs/report-schema.md), report.html with the table and Pareto plots, and the
-terminal table. All read the same report dict that `edgewise.optimize` builds."""
+terminal table. All read the same report dict that `edgewise.optimize` builds; its rows are `VariantRow.as_dict()`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import html
 import json
 from pathlib import Path
 
+from rich.table import Table
+
 from edgewise.report.columns import columns
 from edgewise.report.plots import write_plots
+from edgewise.report.row import VariantRow
 
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#212529;margin:28px auto;
@@ -133,8 +136,6 @@ def search_html(report: dict) -> str:
 
 def search_table(report: dict):
     """A rich Table of every recipe the search considered, measured or skipped, and why."""
-    from rich.table import Table
-
     s = report["search"]
     table = Table(title=f"search: {s['measured']} of {len(s['candidates'])} recipes measured, stopped: "
                         f"{s['stopped']}, frontier: {', '.join(s['frontier']) or '–'}")
@@ -157,8 +158,6 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
 
 def terminal_table(report: dict):
     """A rich Table of the variants (the same columns as the HTML)."""
-    from rich.table import Table
-
     cols = [c for c in columns(report) if c.terminal]
     table = Table(title=f"{report['model']['name']} · {report['task']['kind']} · device {report['device']['name']}",
                   show_lines=False)
@@ -170,4 +169,4 @@ def terminal_table(report: dict):
     return table
 
 
-__all__ = ["write_report", "render_html", "terminal_table", "search_table", "columns", "write_plots"]
+__all__ = ["write_report", "render_html", "terminal_table", "search_table", "columns", "write_plots", "VariantRow"]

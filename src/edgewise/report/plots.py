@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# matplotlib is imported inside the plotting functions: it costs about a second, and the Agg backend must be
+# chosen before pyplot is first imported.
+
 
 def undominated(vectors: list[tuple[float, ...]]) -> list[int]:
     """Indices of the vectors no other one beats: at least as good on every axis and better on one, where higher

@@ -18,12 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgewise.compress.configs import config_dict
 from edgewise.compress.context import Calibration
+from edgewise.compress.prune import llama as L
 from edgewise.compress.prune.configs import (PRUNE_METHODS, Magnitude, PruneConfig, Recovery, Structured, Wanda,
                                              parse_prune)
 from edgewise.compress.registry import TypeRegistry
 from edgewise.errors import EdgewiseError
+from edgewise.export.cache import cached_build, is_cached
+from edgewise.export.hf_folder import hf_folder_for
+from edgewise.home import edgewise_home
+from edgewise.models import ModelSource, load
+from edgewise.models.source import CAUSAL_LM
 
+# torch, transformers and the distillation trainer (which imports both, seconds in all) load inside the functions
+# that prune: `edgewise optimize` imports this package for its configs and parser before any model work.
 PRUNERS = TypeRegistry("pruner")
 register_pruner = PRUNERS.register
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
@@ -52,8 +61,6 @@ class PruneResult:
         return self.params_after / max(self.params_before, 1)
 
     def as_dict(self) -> dict:
-        from edgewise.compress.configs import config_dict
-
         return {"name": self.name, "config": config_dict(self.config), "method": self.config.describe(),
                 "path": str(self.path), "source": self.source, "params_before": self.params_before,
                 "params_after": self.params_after, "param_ratio": round(self.param_ratio, 4),
@@ -95,17 +102,13 @@ class PruneJob:
     def __init__(self, ref: str, folder: Path, calibration: Calibration, say: Callable[[str], None]):
         from transformers import AutoTokenizer
 
-        from edgewise.compress.prune.llama import load_llama
-
         self.ref, self.folder, self.calibration, self.say = ref, folder, calibration, say
-        self.model, self.saved_dtype = load_llama(folder)
+        self.model, self.saved_dtype = L.load_llama(folder)
         self.tok = AutoTokenizer.from_pretrained(folder)
         self.params_before = _params(self.model)
 
     def batches(self, max_tokens: int):
-        from edgewise.compress.prune.llama import calibration_batches
-
-        return calibration_batches(self.tok, self.calibration.texts, max_tokens)
+        return L.calibration_batches(self.tok, self.calibration.texts, max_tokens)
 
     def save(self, model, out: Path) -> None:
         import torch
@@ -118,8 +121,6 @@ class PruneJob:
 
 @register_pruner(Structured)
 def _structured(cfg: Structured, job: PruneJob, out: Path) -> dict:
-    from edgewise.compress.prune import llama as L
-
     model, mcfg = job.model, job.model.config
     n = mcfg.num_hidden_layers
     # Validate the step sizes before spending any compute.
@@ -155,8 +156,6 @@ def _structured(cfg: Structured, job: PruneJob, out: Path) -> dict:
 
 @register_pruner(Magnitude)
 def _magnitude(cfg: Magnitude, job: PruneJob, out: Path) -> dict:
-    from edgewise.compress.prune import llama as L
-
     L.zero_magnitude(job.model, cfg.sparsity)
     job.save(job.model, out)
     return {"removed": {}, "params_after": job.params_before, "sparsity": L.linear_sparsity(job.model)}
@@ -164,8 +163,6 @@ def _magnitude(cfg: Magnitude, job: PruneJob, out: Path) -> dict:
 
 @register_pruner(Wanda)
 def _wanda(cfg: Wanda, job: PruneJob, out: Path) -> dict:
-    from edgewise.compress.prune import llama as L
-
     stats = L.activation_stats(job.model, job.batches(cfg.calib_tokens), linear_inputs=True)
     L.zero_wanda(job.model, stats, cfg.sparsity)
     job.save(job.model, out)
@@ -200,13 +197,6 @@ def _recover(rec: Recovery, teacher_ref: str, raw: Path, out: Path, work: Path, 
 def prune(model, config: PruneConfig, *, calibration: Calibration | None = None, say: Callable[[str], None] = print,
           threads: int | None = None, progress: bool = False) -> PruneResult:
     """Prune `model` (a reference or ModelSource of a Llama-architecture causal LM); cached by content hash."""
-    from edgewise.compress.configs import config_dict
-    from edgewise.export.cache import cached_build, is_cached
-    from edgewise.export.hf_folder import hf_folder_for
-    from edgewise.home import edgewise_home
-    from edgewise.models import ModelSource, load
-    from edgewise.models.source import CAUSAL_LM
-
     pruner = PRUNERS.for_config(config)
     source = model if isinstance(model, ModelSource) else load(str(model))
     if source.task != CAUSAL_LM:

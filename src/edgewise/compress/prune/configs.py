@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgewise.compress.configs import option_value
 from edgewise.errors import EdgewiseError
 
 IMPORTANCE = ("activation", "gradient")
@@ -134,8 +135,6 @@ def parse_prune(spec: str):
     """`structured:mlp=0.25,blocks=0.1,recover_steps=50`, `wanda:sparsity=0.5`, `structured:...,recover_steps=0`
     (no recovery), `structured:...,recover_data=corpus:austen+my.txt` ('+' between entries; `calib` = the
     calibration text) -> config."""
-    from edgewise.compress.configs import _value
-
     name, _, args = spec.strip().partition(":")
     name = name.strip().lower()
     if name not in PRUNE_METHODS:
@@ -150,9 +149,9 @@ def parse_prune(spec: str):
             items = tuple(x.strip() for x in val.split("+") if x.strip())
             recovery["data"] = None if items == ("calib",) else items
         elif key in RECOVERY_KEYS and name == "structured":
-            recovery[RECOVERY_KEYS[key]] = _value(val.strip())
+            recovery[RECOVERY_KEYS[key]] = option_value(val.strip())
         else:
-            kwargs[key] = _value(val.strip())
+            kwargs[key] = option_value(val.strip())
     if name == "structured":
         if recovery.get("steps") == 0:
             kwargs["recovery"] = None

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from edgewise.errors import EdgewiseError, UnsupportedModelError
+
+# torch and transformers are imported inside the functions: the search imports pruned_param_count (shape
+# arithmetic) without them.
 
 MLP_MULTIPLE = 32  # int4/int8 block size along the down projection's input: a pruned width must stay divisible
 LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
@@ -204,8 +208,6 @@ def heads_removed_per_group(cfg, fraction: float) -> int:
 def pruned_param_count(cfg: dict, prune=None) -> int:
     """Parameters of a Llama config (a config.json dict) after `prune` (a Structured config, or None), computed
     from the shapes alone so a search can rank recipes before building any of them."""
-    from types import SimpleNamespace
-
     c = SimpleNamespace(**cfg)
     h, inter, layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
     heads, kv = c.num_attention_heads, c.num_key_value_heads

@@ -1,6 +1,7 @@
 """How a long job reports where it is: stages with a known number of steps, and one-line notes.
 
-The library default prints nothing; the CLI passes a rich-backed implementation (cli/optimize_cmd.py)."""
+The library default prints nothing; the CLI passes a rich-backed implementation (cli/optimize_cmd.py). Optimize
+and the benchmark comparison both report through it, so it sits below both."""
 
 from __future__ import annotations
 

@@ -15,13 +15,12 @@ from typing import Callable
 
 import numpy as np
 
+import torch
+from tokenizers import Tokenizer
+from transformers import PreTrainedTokenizerFast
+
 from edgewise.errors import EdgewiseError
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from edgewise.staging import write_text_atomic
 
 
 def read_texts(files: list[Path]) -> list[str]:
@@ -43,9 +42,6 @@ def read_texts(files: list[Path]) -> list[str]:
 
 def reduce_tokenizer(teacher_tok, texts: list[str], size: int, out: Path) -> np.ndarray:
     """Write a reduced copy of `teacher_tok` (a fast BPE tokenizer) to `out`; return vocab_map[student_id] = teacher_id."""
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
     spec = json.loads(teacher_tok.backend_tokenizer.to_str())
     model = spec["model"]
     if model.get("type") != "BPE":
@@ -143,14 +139,12 @@ class TeacherCache:
         self.idx = np.lib.format.open_memmap(folder / "idx.npy", mode=mode, dtype=np.int32, shape=shape)
         self.lse = np.lib.format.open_memmap(folder / "lse.npy", mode=mode, dtype=np.float32, shape=shape[:2])
         if fresh:
-            atomic_write_text(folder / "done", "0")
-            atomic_write_text(meta_path, json.dumps(meta))
+            write_text_atomic(folder / "done", "0")
+            write_text_atomic(meta_path, json.dumps(meta))
         self.done = int((folder / "done").read_text())
         self.row_of = {int(w): r for r, w in enumerate(window_ids)}
 
     def fill(self, teacher, wins: np.ndarray, vocab_map, batch: int, on_batch: Callable[[int], None]) -> None:
-        import torch
-
         vmap = torch.as_tensor(vocab_map)
         while self.done < len(self.window_ids):
             rows = slice(self.done, min(self.done + batch, len(self.window_ids)))
@@ -162,7 +156,7 @@ class TeacherCache:
             self.vals[rows], self.idx[rows], self.lse[rows] = v.half().numpy(), i.int().numpy(), lse.numpy()
             self.vals.flush(), self.idx.flush(), self.lse.flush()
             self.done = rows.stop
-            atomic_write_text(self.folder / "done", str(self.done))
+            write_text_atomic(self.folder / "done", str(self.done))
             on_batch(rows.stop - rows.start)
 
 
@@ -173,8 +167,6 @@ class TeacherCache:
 def sample_teacher(teacher, teacher_tok, texts: list[str], n: int, new_tokens: int, out: Path, seed: int,
                    batch: int, on_batch: Callable[[int], None]) -> Path:
     """Append `n` sampled continuations (one paragraph per line) to `out`; resumes from the lines already there."""
-    import torch
-
     lines = [ln for t in texts for ln in t.splitlines() if len(ln.split()) >= 8]
     if not lines:
         raise EdgewiseError("--teacher-samples needs data lines of 8+ words to use as prompts")

@@ -1,0 +1,135 @@
+"""Steps 2-4 of `edgewise optimize`: compress with each method, evaluate every variant against the full model,
+bench each in its own process, and gate the rows. The search (optimize/search.py) measures through the same
+functions, one recipe at a time."""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass
+
+from edgewise.bench import BenchSpec, bench_variant
+from edgewise.compress import config_dict, quantize
+from edgewise.compress.context import DECODER
+from edgewise.devices import host_bandwidth_gbs
+from edgewise.errors import BackendUnavailableError, EdgewiseError
+from edgewise.evaluate import relative_drop
+from edgewise.optimize.gate import Gate
+from edgewise.progress import Progress
+from edgewise.report.row import VariantRow
+from edgewise.runtime import load_model
+
+
+def _free() -> None:
+    gc.collect()
+
+
+@dataclass
+class Measured:
+    """Steps 2-4 of a run: the built variants, their report rows, what was skipped, and how long each stage took."""
+
+    results: list
+    rows: list[VariantRow]
+    skipped: list[dict]
+    timings: dict[str, float]
+    host_bw: float | None = None
+    search: dict | None = None
+
+
+def probe_bandwidth(progress: Progress) -> float:
+    progress.step("memory bandwidth probe")
+    return host_bandwidth_gbs()
+
+
+def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Measured:
+    """Compress with every listed method, evaluate each against fp32, then bench each in its own process."""
+    decoder = ctx.kind == DECODER
+    # --- 2. compress --------------------------------------------------------------------------------------------
+    results, skipped = [], []
+    progress.stage("compress", len(methods))
+    t0 = time.perf_counter()
+    for name, cfg in methods:
+        progress.step(f"{name}: {cfg.describe() if hasattr(cfg, 'describe') else type(cfg).__name__}")
+        try:
+            results.append(quantize(None, cfg, name=name, ctx=ctx))
+        except BackendUnavailableError as e:
+            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
+            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
+        except EdgewiseError as e:
+            if name == "fp32":
+                raise
+            skipped.append({"name": name, "reason": str(e).splitlines()[0]})
+            progress.info(f"skipped {name}: {skipped[-1]['reason']}")
+    compress_s = time.perf_counter() - t0
+
+    # --- 3. evaluate against the full model ---------------------------------------------------------------------
+    progress.stage("evaluate", len(results))
+    t0 = time.perf_counter()
+    rows: list[VariantRow] = []
+    ref_result = next(r for r in results if r.name == "fp32")
+    ref_model = load_model(str(ref_result.path), backend=ref_result.backend)
+    ref_state = task.reference(ref_model)
+    for r in results:
+        progress.step(f"{r.name} on {task.kind}")
+        rows.append(evaluate_variant(r, task, ref_model, ref_state, is_reference=r is ref_result))
+        _free()
+    del ref_model, ref_state
+    _free()
+    evaluate_s = time.perf_counter() - t0
+
+    # --- 4. bench, each variant in its own process --------------------------------------------------------------
+    bench_s = 0.0
+    host_bw = None
+    if opts.bench:
+        progress.stage("bench", len(rows) + (1 if decoder else 0))
+        t0 = time.perf_counter()
+        if decoder:
+            host_bw = probe_bandwidth(progress)
+        for row in rows:
+            progress.step(f"{row.name} ({row.backend}, {device.threads} threads)")
+            bench_row(row, device, host_bw, opts)
+        bench_s = time.perf_counter() - t0
+
+    return Measured(results, rows, skipped, {"compress": compress_s, "evaluate": evaluate_s, "bench": bench_s},
+                    host_bw)
+
+
+def evaluate_variant(r, task, ref_model, ref_state, is_reference: bool = False) -> VariantRow:
+    """One variant's report row: what it is, and its quality on the task against the reference's state."""
+    row = VariantRow(name=r.name, method=r.method, backend=r.backend, path=str(r.path), config=config_dict(r.config),
+                     bits_per_weight=round(r.bits_per_weight, 3), size_mb=round(r.size_mb, 2), params=r.params,
+                     quantize_s=round(r.seconds, 1), notes=list(r.notes))
+    try:
+        # llama.cpp runs its GGUF's own type; "fp32" is what the runtime accepts for "as shipped" there.
+        lm = ref_model if is_reference else load_model(str(r.path), backend=r.backend)
+        row.metrics = task.evaluate(lm, ref_state)
+        del lm
+    except EdgewiseError as e:
+        row.metrics, row.error = {}, str(e).splitlines()[0]
+    return row
+
+
+def bench_once(row: VariantRow, device, host_bw: float | None, opts) -> dict:
+    """Speed, memory and fit of one variant, measured in its own process (an error comes back as {"error": ...})."""
+    spec = BenchSpec(row.path, row.backend, "fp32", threads=device.threads, max_tokens=opts.max_tokens,
+                     passes=opts.passes)
+    return bench_variant(spec, device, host_bw)
+
+
+def bench_row(row: VariantRow, device, host_bw: float | None, opts) -> None:
+    """bench_once, merged into the row."""
+    row.add_bench(bench_once(row, device, host_bw, opts))
+
+
+def gate_row(row: VariantRow, task, ref_metrics: dict, gate: Gate) -> None:
+    """The row's quality drop against the reference, and whether it passes the gate."""
+    m = row.metrics or {}
+    row.kld = m.get("kld")
+    row.same_top_token = m.get("same_top_token")
+    row.primary = m.get(task.primary)
+    row.relative_drop = (relative_drop(task, m[task.primary], ref_metrics[task.primary])
+                         if task.primary in m and task.primary in ref_metrics else None)
+    if row.error:
+        row.passes_gate, row.gate_reason = False, row.error
+    else:
+        row.passes_gate, row.gate_reason = gate.check(row.relative_drop, row.kld)
