@@ -149,9 +149,14 @@ def test_optimize_smollm2_short(tmp_path):
 
     text = tmp_path / "short.txt"
     text.write_text(packaged_text("hamlet-act1-scene1.txt").read_text()[:2500])
-    res = optimize(OptimizeOptions(task=f"perplexity:{text}", methods=["fp32", "int4"], out=tmp_path / "o",
+    res = optimize(OptimizeOptions(task=f"perplexity:{text}", methods=["fp32", "gguf", "int4"], out=tmp_path / "o",
                                    max_tokens=16, passes=1))
     rows = {v["name"]: v for v in res.report["variants"]}
-    assert 20 < rows["fp32"]["metrics"]["perplexity"] < 200
+    ref = rows["fp32"]["metrics"]["perplexity"]
+    assert 20 < ref < 200
     assert rows["int4"]["bits_per_weight"] < 6 and rows["int4"]["kld"] > 0
+    # The shipped Q4_1 blocks, transcoded: the dequantized GGUF's quality, at well under 8 bits per weight.
+    gguf = rows["gguf"]
+    assert gguf["bits_per_weight"] < 8 and abs(gguf["metrics"]["perplexity"] / ref - 1) < 0.02
+    assert gguf["kld"] < rows["int4"]["kld"] / 10
     assert (res.out / "bundle" / "manifest.json").is_file()

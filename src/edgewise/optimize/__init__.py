@@ -39,9 +39,10 @@ from edgewise.staging import staged_dir
 REPORT_SCHEMA = "edgewise-report"
 REPORT_VERSION = 1
 # PyTorch ("torch") is left out of the default run to keep the demo short; benchmarks/backends_speed.py compares it.
-DECODER_METHODS = ("fp32", "int8", "int4", "int4-gptq", "mixed", "q8_0", "q4_k_m")
+DECODER_METHODS = ("fp32", "gguf", "int8", "int4", "int4-gptq", "mixed", "q8_0", "q4_k_m")
 ENCODER_METHODS = ("fp32", "int8-dynamic", "int8-static", "int8", "int4", "int4-gptq")
 OPTIONAL = ("q8_0", "q4_k_m")  # llama.cpp comparators: default only when the extra is installed
+GGUF_ONLY = ("gguf",)  # the shipped GGUF's own blocks: default only when the input is a quantized GGUF
 
 
 @dataclass
@@ -79,9 +80,10 @@ def _llamacpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def _method_list(opts: OptimizeOptions, decoder: bool) -> list[tuple[str, object]]:
+def _method_list(opts: OptimizeOptions, decoder: bool, gguf: bool = False) -> list[tuple[str, object]]:
     names = list(opts.methods) if opts.methods else [
-        m for m in (DECODER_METHODS if decoder else ENCODER_METHODS) if m not in OPTIONAL or _llamacpp_available()]
+        m for m in (DECODER_METHODS if decoder else ENCODER_METHODS)
+        if (m not in OPTIONAL or _llamacpp_available()) and (m not in GGUF_ONLY or gguf)]
     parsed = [parse_method(m) for m in names]
     if not any(n == "fp32" for n, _ in parsed):
         parsed.insert(0, parse_method("fp32"))  # the reference every figure is relative to
@@ -109,7 +111,7 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
     if opts.search:
         space, methods = SearchSpace.from_options(opts, decoder), []
     else:
-        space, methods = None, _method_list(opts, decoder)
+        space, methods = None, _method_list(opts, decoder, gguf=source.kind == "gguf")
     out = Path(opts.out) if opts.out else default_out(source.name)
     out = out.expanduser().absolute()
     check_out_dir(out, opts.force)
