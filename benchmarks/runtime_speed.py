@@ -13,6 +13,7 @@ figure pp<--prefill>, both its own mean over --passes repetitions, at the same -
 
     .venv/bin/python benchmarks/runtime_speed.py --rounds 3 --tokens 128 --threads 2
     .venv/bin/python benchmarks/runtime_speed.py --model qwen2.5-coder-0.5b --variants ort-int4,llamacpp-q4_1,llama-bench
+    .venv/bin/python benchmarks/runtime_speed.py --variants llama-bench,ort-gguf,llamacpp-q4_1 --baseline llama-bench
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ VARIANTS = {
     "ort-fp32": ("ort", "fp32"),
     "ort-int8": ("ort", "int8"),
     "ort-int4": ("ort", "int4"),
+    "ort-gguf": ("ort", "gguf"),  # the GGUF's own blocks transcoded to MatMulNBits (the default for a GGUF)
     "llamacpp-q4_1": ("llamacpp", "fp32"),  # the GGUF as shipped (Q4_1 for SmolLM2, Q4_K_M for Qwen 0.5B)
     "llama-bench": ("llama-bench", "native"),  # llama.cpp's own tool on the same GGUF, as shipped
 }
@@ -115,6 +117,7 @@ def main() -> None:
     ap.add_argument("--prefill", type=int, default=512, help="prompt tokens for the prefill timing (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--baseline", default=BASELINE, help="the variant every ratio is against (one of --variants)")
     ap.add_argument("--json-out")
     a = ap.parse_args()
     if a.child:
@@ -124,6 +127,8 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}: use {', '.join(VARIANTS)}")
+    if a.baseline not in variants:
+        ap.error(f"--baseline {a.baseline} is not among --variants")
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(a.rounds):
         for v in variants:
@@ -133,19 +138,28 @@ def main() -> None:
             if p.returncode != 0:
                 print(f"{v}: skipped ({(p.stderr.strip().splitlines() or ['failed'])[-1][:160]})", file=sys.stderr)
                 continue
-            results[v].append(json.loads(p.stdout.strip().splitlines()[-1]))
+            results[v].append({**json.loads(p.stdout.strip().splitlines()[-1]), "round": r})
             x = results[v][-1]
             print(f"round {r + 1} {v}: {x['generation_tps']:.1f} tok/s decode, "
                   f"{_fmt(x['prefill_tps'], '.0f')} tok/s prefill", file=sys.stderr)
     summary = {v: {k: _median([x.get(k) for x in rs]) for k in METRICS} for v, rs in results.items() if rs}
-    base = summary.get(BASELINE, {})
-    print(f"\n{a.model}, {a.threads} threads, medians of {a.rounds} rounds; prefill = {a.prefill} tokens from an empty "
+    base = summary.get(a.baseline, {})
+    print(f"\n{a.model}, {a.threads} threads, medians of {a.rounds} rounds (ratios: of the medians, and the "
+          f"lowest–highest same-round ratio); prefill = {a.prefill} tokens from an empty "
           f"cache (llama-bench: pp{a.prefill}), decode = up to {a.tokens} new tokens (llama-bench: tg{a.tokens})")
-    print(f"\n| variant | decode tok/s | × {BASELINE} | prefill tok/s | × {BASELINE} | chat prompt tok/s | TTFT ms | "
+    print(f"\n| variant | decode tok/s | × {a.baseline} | prefill tok/s | × {a.baseline} | chat prompt tok/s | TTFT ms | "
           "peak RSS MB | size MB |")
     print("|---|---|---|---|---|---|---|---|---|")
+    by_round = {x["round"]: x for x in results.get(a.baseline, [])}
+
+    def round_range(v: str, k: str) -> str:
+        # The same-round ratios, lowest to highest: how much of the median ratio is noise.
+        rs = [x[k] / by_round[x["round"]][k] for x in results[v]
+              if x.get(k) and x["round"] in by_round and by_round[x["round"]].get(k)]
+        return f" ({min(rs):.2f}–{max(rs):.2f})" if len(rs) > 1 else ""
+
     for v, s in summary.items():
-        ratios = [_fmt(s[k] / base[k], ".2f") if s[k] and base.get(k) else "n/a"
+        ratios = [_fmt(s[k] / base[k], ".2f") + round_range(v, k) if s[k] and base.get(k) else "n/a"
                   for k in ("generation_tps", "prefill_tps")]
         print(f"| {v} | {s['generation_tps']:.1f} | {ratios[0]} | {_fmt(s['prefill_tps'], '.0f')} | {ratios[1]} | "
               f"{_fmt(s['prompt_tps'], '.0f')} | {_fmt(s['ttft_ms'], '.0f')} | {_fmt(s['peak_rss_mb'], '.0f')} | "

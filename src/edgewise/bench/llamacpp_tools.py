@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -74,6 +75,25 @@ def llama_bench(model: str | Path, threads: int, n_prompt: int = 512, n_gen: int
         out[key], out[f"{key}_std"] = float(row["avg_ts"]), float(row["stddev_ts"])
         out["build"], out["cpu"] = row.get("build_commit"), row.get("cpu_info")
     return out
+
+
+def llama_perplexity(model: str | Path, text_file: str | Path, threads: int, n_ctx: int = 512,
+                     env: dict[str, str] | None = None, timeout_s: int = 1800) -> dict:
+    """Run llama-perplexity on a text file (chunks of n_ctx, the second half of each scored) and return
+    {"ppl": final estimate, "ppl_err": its +/-, "chunks": n, "command": ...}."""
+    if threads < 1 or n_ctx < 8:
+        raise EdgewiseError("llama_perplexity needs threads >= 1 and n_ctx >= 8")
+    exe = require_tool("llama-perplexity")
+    cmd = [str(exe), "-m", str(model), "-f", str(text_file), "-c", str(n_ctx), "-b", str(n_ctx), "-t", str(threads)]
+    rc, stdout, stderr, peak = _run_watching_rss(cmd, env or tool_env(), timeout_s)
+    log = stdout + "\n" + stderr
+    final = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", log)
+    if rc != 0 or not final:
+        tail = (stderr.strip().splitlines() or [f"exit {rc}"])[-1][:200]
+        raise EdgewiseError(f"llama-perplexity failed on {model}: {tail}")
+    chunks = re.search(r"calculating perplexity over (\d+) chunks", log)
+    return {"ppl": float(final.group(1)), "ppl_err": float(final.group(2)),
+            "chunks": int(chunks.group(1)) if chunks else None, "command": " ".join(cmd), "peak_rss_mb": peak}
 
 
 def _vm_hwm_mb(pid: int) -> float | None:

@@ -1,0 +1,154 @@
+"""Perplexity of a GGUF's weights, run by llama.cpp's own `llama-perplexity` and by Edgewise's variants, on the same
+tokens with the same chunking, plus each variant's KL divergence from the dequantized weights.
+
+llama-perplexity splits the tokenized text into chunks of --ctx tokens (BOS in the first slot when the vocabulary
+adds one), and scores the second half of each chunk. Here the tokens come from llama.cpp's own tokenizer (through
+llama-cpp-python, vocab only), and every Edgewise variant scores exactly those chunks, so a difference is the
+weights' and kernels' alone.
+
+Variants:
+  torch       the GGUF dequantized by gguf-py, fp32 in PyTorch: the exact weights, the KL reference
+  gguf        the GGUF's own blocks transcoded to ONNX MatMulNBits, int8 activations (the default for a GGUF)
+  gguf-exact  the same blocks, fp32 compute (accuracy level 1)
+  int4        the dequantized weights requantized by the onnxruntime-genai builder (int4 RTN, block 32)
+  int8        the same, int8
+
+    .venv/bin/python benchmarks/gguf_perplexity.py --model smollm2-135m
+    .venv/bin/python benchmarks/gguf_perplexity.py --model qwen2.5-coder-0.5b --variants torch,gguf,gguf-exact
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = ("torch", "gguf", "gguf-exact", "int4", "int8")
+
+
+def llama_tokens(gguf: Path, text: str) -> tuple[list[int], int | None]:
+    """The tokens llama-perplexity evaluates (its common_tokenize with add_special), and the BOS it puts first in
+    each chunk (None when the vocabulary adds none)."""
+    from edgewise.runtime.llamacpp_backend import import_llama_cpp
+
+    llama_cpp = import_llama_cpp()
+    vocab = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    with_bos = vocab.tokenize(text.encode(), add_bos=True, special=False)
+    without = vocab.tokenize(text.encode(), add_bos=False, special=False)
+    bos = with_bos[0] if len(with_bos) == len(without) + 1 else None
+    return with_bos, bos
+
+
+def chunks(tokens: list[int], n_ctx: int, bos: int | None) -> list[list[int]]:
+    out = []
+    for i in range(len(tokens) // n_ctx):
+        c = list(tokens[i * n_ctx:(i + 1) * n_ctx])
+        if bos is not None:
+            c[0] = bos
+        out.append(c)
+    return out
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def load_variant(name: str, model: str, threads: int):
+    from edgewise.export.gguf_transcode import transcode_gguf
+    from edgewise.models import load
+    from edgewise.runtime import load_model
+
+    if name == "torch":
+        return load_model(model, backend="torch", threads=threads)
+    if name == "gguf-exact":
+        return load_model(str(transcode_gguf(load(model), accuracy_level=1)), backend="ort", threads=threads)
+    return load_model(model, backend="ort", precision=name, threads=threads)
+
+
+def score(lm, cks: list[list[int]], n_ctx: int) -> list[np.ndarray]:
+    """Log-probabilities (positions first..n_ctx-2 of each chunk, over the whole vocabulary)."""
+    from edgewise.runtime.api import forward_logits
+
+    first = n_ctx // 2
+    return [log_softmax(forward_logits(lm, c)[first:n_ctx - 1]) for c in cks]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m", help="a packaged alias or a .gguf path")
+    ap.add_argument("--text", help="a text file (default: the packaged demo text)")
+    ap.add_argument("--ctx", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--json-out")
+    a = ap.parse_args()
+    variants = a.variants.split(",")
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}: use {', '.join(VARIANTS)}")
+
+    from edgewise import models
+    from edgewise.bench.llamacpp_tools import llama_perplexity
+    from edgewise.data import DEMO_TEXT, packaged_text
+    from edgewise.runtime.llamacpp_backend import gguf_path
+
+    gguf = gguf_path(models.load(a.model))
+    text_file = Path(a.text) if a.text else packaged_text(DEMO_TEXT)
+    tokens, bos = llama_tokens(gguf, text_file.read_text())
+    cks = chunks(tokens, a.ctx, bos)
+    if not cks:
+        raise SystemExit(f"{text_file}: {len(tokens)} tokens, fewer than one chunk of {a.ctx}: use a longer text")
+    first = a.ctx // 2
+    targets = [np.array(c[first + 1:a.ctx]) for c in cks]
+
+    t0 = time.perf_counter()
+    ref_cpp = llama_perplexity(gguf, text_file, threads=a.threads, n_ctx=a.ctx)
+    ref_cpp["seconds"] = round(time.perf_counter() - t0, 1)
+    if ref_cpp["chunks"] not in (None, len(cks)):
+        raise SystemExit(f"llama-perplexity scored {ref_cpp['chunks']} chunks, this script {len(cks)}: "
+                         "the tokenizations differ")
+    print(f"llama-perplexity: PPL {ref_cpp['ppl']:.4f} ± {ref_cpp['ppl_err']:.4f} over {len(cks)} chunks "
+          f"({ref_cpp['seconds']} s)", file=sys.stderr)
+
+    rows, ref_lp = {}, None
+    order = (["torch"] if "torch" in variants else []) + [v for v in variants if v != "torch"]
+    for v in order:
+        t0 = time.perf_counter()
+        lm = load_variant(v, a.model, a.threads)
+        lps = score(lm, cks, a.ctx)
+        nll = float(np.mean(np.concatenate([-lp[np.arange(len(t)), t] for lp, t in zip(lps, targets)])))
+        row = {"ppl": math.exp(nll), "seconds": round(time.perf_counter() - t0, 1),
+               "precision": getattr(lm, "precision", None), "size_mb": lm.size_bytes() / 1e6}
+        if v == "torch":
+            ref_lp = lps
+        elif ref_lp is not None:
+            kld = np.concatenate([(np.exp(r) * (r - q)).sum(-1) for r, q in zip(ref_lp, lps)])
+            same = np.concatenate([r.argmax(-1) == q.argmax(-1) for r, q in zip(ref_lp, lps)])
+            row.update(kld=float(kld.mean()), same_top=float(same.mean()))
+        rows[v] = row
+        print(f"{v}: PPL {row['ppl']:.4f} ({row['seconds']} s)", file=sys.stderr)
+        del lm
+
+    n = sum(len(t) for t in targets)
+    print(f"\n{a.model} ({gguf.name}), {text_file.name}: {len(tokens)} tokens, {len(cks)} chunks of {a.ctx}, "
+          f"{n} scored; llama-perplexity PPL {ref_cpp['ppl']:.4f} ± {ref_cpp['ppl_err']:.4f}")
+    print("\n| variant | perplexity | vs llama-perplexity | KLD vs exact weights | same top token | size MB |")
+    print("|---|---|---|---|---|---|")
+    print(f"| llama.cpp `llama-perplexity` | {ref_cpp['ppl']:.4f} | - | n/a | n/a | {gguf.stat().st_size / 1e6:.1f} |")
+    for v, r in rows.items():
+        kld = f"{r['kld']:.4f}" if "kld" in r else ("0 (reference)" if v == "torch" else "n/a")
+        same = f"{r['same_top']:.3f}" if "same_top" in r else "-"
+        print(f"| {v} | {r['ppl']:.4f} | {100 * (r['ppl'] / ref_cpp['ppl'] - 1):+.2f}% | {kld} | {same} | "
+              f"{r['size_mb']:.1f} |")
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps({"args": vars(a), "tokens": len(tokens), "chunks": len(cks),
+                                                "llama_perplexity": ref_cpp, "variants": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
