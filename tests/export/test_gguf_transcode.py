@@ -31,7 +31,7 @@ LAYOUT = [
 ]
 
 
-def build(tmp_path, embd_type):
+def build(tmp_path, embd_type, own_table=False):
     rng = np.random.default_rng(0)
     writer = GGUFWriter(str(tmp_path / "m.gguf"), "llama")
     writer.add_head_count(HEADS)
@@ -60,11 +60,18 @@ def build(tmp_path, embd_type):
     writer.write_tensors_to_file()
     writer.close()
 
-    # Every weight reads the embedded tokens; the tied head is Transpose -> Gather, as the genai builder writes it.
-    nodes = [helper.make_node("Transpose", ["lm_head.MatMul.weight"], ["emb_t"], name="/model/embed_tokens/Transpose"),
-             helper.make_node("Gather", ["emb_t", "input_ids"], ["h"], name="/model/embed_tokens/Gather")]
+    # Every weight reads the embedded tokens; the tied head is Transpose -> Gather, as the genai builder writes it
+    # for Llama, or (own_table, as it writes Qwen2) a Gather over a (V, K) copy of the same table.
+    if own_table:
+        weights["model.embed_tokens.weight"] = weights["lm_head.MatMul.weight"].T.copy()
+        nodes = [helper.make_node("Gather", ["model.embed_tokens.weight", "input_ids"], ["h"],
+                                  name="/model/embed_tokens/Gather")]
+    else:
+        nodes = [helper.make_node("Transpose", ["lm_head.MatMul.weight"], ["emb_t"],
+                                  name="/model/embed_tokens/Transpose"),
+                 helper.make_node("Gather", ["emb_t", "input_ids"], ["h"], name="/model/embed_tokens/Gather")]
     outputs = [helper.make_tensor_value_info("h", TensorProto.FLOAT, None)]
-    for i, wname in enumerate(weights):
+    for i, wname in enumerate(w for w in weights if w != "model.embed_tokens.weight"):
         nodes.append(helper.make_node("MatMul", ["h", wname], [f"y{i}"], name=f"/MatMul{i}"))
         outputs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None))
     inits = [numpy_helper.from_array(w.astype(np.float32), n) for n, w in weights.items()]
@@ -109,3 +116,19 @@ def test_a_weight_that_does_not_match_is_refused(tmp_path):
     w.CopyFrom(numpy_helper.from_array(arr, w.name))
     with pytest.raises(EdgewiseError, match="do not reproduce"):
         transcode_graph(model, gguf_path)
+
+
+@pytest.mark.parametrize("embd_type", [T.Q8_0, T.Q4_K], ids=lambda t: t.name)
+def test_an_embedding_kept_as_its_own_table_shares_the_head_blocks(tmp_path, embd_type):
+    model, gguf_path = build(tmp_path, embd_type, own_table=True)
+    ids = np.array([[0, 5, 17, 63, 5]], np.int64)
+    want = run(model, ids)
+    report = transcode_graph(model, gguf_path, accuracy_level=1)
+    assert [n.op_type for n in model.graph.node].count("GatherBlockQuantized") == 1
+    got = run(model, ids)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(np.abs(w).max()))
+    names = {t.name for t in model.graph.initializer}
+    assert "model.embed_tokens.weight" not in names and "lm_head.MatMul.weight" not in names
+    assert sum(n.endswith(f".B{8 if embd_type == T.Q8_0 else 4}") and "lm_head" in n for n in names) == 1
+    assert [r["shared_with_head"] for r in report["tensors"] if r["weight"] == "model.embed_tokens.weight"] == [True]

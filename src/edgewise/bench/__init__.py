@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
+from edgewise.devices import estimate_device_tps, fits_device, get_device
 from edgewise.errors import EdgewiseError
 
 DEFAULT_TIMEOUT_S = 600
@@ -50,8 +51,6 @@ def run_child(spec: BenchSpec, timeout_s: int = DEFAULT_TIMEOUT_S) -> dict:
 
 def with_device(result: dict, device, host_bandwidth_gbs: float | None) -> dict:
     """Add bandwidth ratio, fit and the device estimate (labelled as such) to a child's measurements."""
-    from edgewise.devices import estimate_device_tps, fits_device
-
     out = dict(result)
     if "error" in out:
         return out
@@ -67,8 +66,6 @@ def with_device(result: dict, device, host_bandwidth_gbs: float | None) -> dict:
 
 def bench_variant(spec: BenchSpec, device="host", host_bandwidth_gbs: float | None = None,
                   timeout_s: int = DEFAULT_TIMEOUT_S) -> dict:
-    from edgewise.devices import get_device
-
     dev = get_device(device)
     if spec.threads is None:
         spec = BenchSpec(**{**asdict(spec), "threads": dev.threads})

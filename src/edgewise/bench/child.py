@@ -9,18 +9,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
+
+from edgewise.bench.measure import measure
+from edgewise.errors import EdgewiseError
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import warnings
-
     warnings.filterwarnings("ignore")
     spec = json.loads(argv[0])
-    from edgewise.bench.measure import measure
-    from edgewise.errors import EdgewiseError
 
     try:
         out = measure(spec)

@@ -13,7 +13,9 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import psutil
 
+from edgewise.runtime import GenerationConfig, embed, load_model, prompt_ids, stream_generate
 from edgewise.runtime.api import text_model
 from edgewise.runtime.backend import capability
 
@@ -32,8 +34,6 @@ def default_prompt() -> str:
 
 
 def _rss_mb() -> float:
-    import psutil
-
     return psutil.Process().memory_info().rss / (1 << 20)
 
 
@@ -55,8 +55,6 @@ def weight_bytes_per_token(lm) -> int | None:
 
 
 def measure_decoder(lm, max_tokens: int, passes: int) -> dict:
-    from edgewise.runtime import GenerationConfig, prompt_ids, stream_generate
-
     # The prompt as token ids, cut from the front to fit a short context (test models hold only a few hundred).
     prompt = prompt_ids(lm, default_prompt())
     prompt = prompt[-max(8, lm.context_length - max_tokens - 1):]
@@ -94,8 +92,6 @@ def measure_decoder(lm, max_tokens: int, passes: int) -> dict:
 
 
 def measure_encoder(lm, repeats: int) -> dict:
-    from edgewise.runtime import embed
-
     embed(lm, ENCODER_TEXTS)  # warm-up
     lat = []
     for i in range(repeats):
@@ -112,8 +108,6 @@ def measure_encoder(lm, repeats: int) -> dict:
 
 def measure(spec: dict) -> dict:
     """Load spec["path"] on spec["backend"] and measure it. Returns a JSON-able dict."""
-    from edgewise.runtime import load_model
-
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     lm = load_model(spec["path"], backend=spec.get("backend", "ort"), precision=spec.get("precision", "fp32"),

@@ -10,6 +10,7 @@ import os
 import sys
 
 from edgewise.cli.app import app
+from edgewise.errors import EdgewiseError
 
 # Each verb module registers its commands on `app` when imported.
 from edgewise.cli import run_cmd  # noqa: F401,E402
@@ -23,8 +24,6 @@ from edgewise.cli import prune_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    from edgewise.errors import EdgewiseError
-
     try:
         app(args=argv, standalone_mode=False)
     except SystemExit as e:
@@ -35,14 +34,15 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the CLI boundary: one line, never a traceback
         if os.environ.get("EDGEWISE_DEBUG") == "1":
             raise
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
+        # typer 0.29 vendors its own click (typer._click), so match click's exceptions by their class names in
+        # whichever copy raised them rather than by the click package's classes.
+        names = {c.__name__ for c in type(e).__mro__}
+        if "Exit" in names and hasattr(e, "exit_code"):
             sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
+        if "ClickException" in names:
             e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
+            sys.exit(getattr(e, "exit_code", 2) or 2)
+        if "Abort" in names:
             print("aborted", file=sys.stderr)
             sys.exit(130)
         kind = "error" if isinstance(e, EdgewiseError) else f"error ({type(e).__name__})"

@@ -13,6 +13,8 @@ from rich.table import Table
 from edgewise.cli.app import app
 
 out = Console()
+# edgewise.devices is imported inside the commands: it loads numpy, and every command module loads when `edgewise`
+# starts.
 
 
 def _num(x: float, digits: int = 1) -> str:

@@ -9,10 +9,15 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edgewise.cli.app import app
+from edgewise.cli.run_cmd import _quiet_libraries
+from edgewise.errors import EdgewiseError
 
 err = Console(stderr=True)
+# edgewise.apps.keyboard and its modules are imported inside the commands: they load numpy and the runtime, and
+# every command module loads when `edgewise` starts.
 keyboard_app = typer.Typer(help="On-device next-word keyboard: demo, evaluation, personal store.",
                            invoke_without_command=True, no_args_is_help=False)
 app.add_typer(keyboard_app, name="keyboard")
@@ -23,8 +28,6 @@ STORE_HELP = "Personal store (SQLite). Default: $EDGEWISE_HOME/keyboard/personal
 
 
 def _quiet() -> None:
-    from edgewise.cli.run_cmd import _quiet_libraries
-
     _quiet_libraries()
 
 
@@ -102,13 +105,9 @@ def eval_cmd(
     try:
         body = text.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        from edgewise.errors import EdgewiseError
-
         raise EdgewiseError(f"{text} is not UTF-8 text: convert it first (iconv -t UTF-8)") from None
     personal = PersonalStore(":memory:") if learn else None
     engine = _engine(model, backend, precision, personal, forwards)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     with Progress(TextColumn("typing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("eval", total=None)
@@ -148,7 +147,6 @@ def export_cmd(
 ) -> None:
     """Dump what the keyboard learned, as JSON."""
     from edgewise.apps.keyboard import PersonalStore
-    from edgewise.errors import EdgewiseError
 
     s = PersonalStore(store)
     data = s.export_json()

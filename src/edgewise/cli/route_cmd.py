@@ -7,9 +7,13 @@ import math
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from edgewise.cli.app import app
 from edgewise.errors import EdgewiseError
+
+# numpy and edgewise.route are imported inside the commands: every command module loads when `edgewise` starts.
 
 route_app = typer.Typer(help="Hybrid edge-cloud routing: calibrate policies, train scorers, check PII.",
                         no_args_is_help=True)
@@ -33,9 +37,6 @@ def calibrate(
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ):
     """Choose the escalation threshold that reaches --target of cloud quality with the fewest escalations."""
-    from rich.console import Console
-    from rich.table import Table
-
     from edgewise.route import calibrate as cal
 
     if out.exists() and not force:

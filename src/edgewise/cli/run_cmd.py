@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from typing import Optional
 
 import typer
@@ -11,16 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from edgewise.cli.app import app
+from edgewise.home import edgewise_home
 
 err = Console(stderr=True)
+# transformers, edgewise.runtime and edgewise.models are imported inside the functions that use them: every command
+# module loads when `edgewise` starts, and they would add numpy (the runtime), the model resolvers and seconds of
+# torch (transformers) to it.
 
 
 def _quiet_libraries() -> None:
-    # Library progress bars and warnings would interleave with streamed tokens and JSON output.
-    import logging
-    import os
-    import warnings
+    import logging  # here, not at the top: nothing else loads it when `edgewise` starts
 
+    # Library progress bars and warnings would interleave with streamed tokens and JSON output.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore")
@@ -113,7 +117,6 @@ def embed(
 @app.command("models")
 def list_models(as_json: bool = typer.Option(False, "--json")) -> None:
     """List packaged models and built artifacts in the cache."""
-    from edgewise.home import edgewise_home
     from edgewise.models.packaged import PACKAGED, is_installed
 
     rows = [{"name": m.alias, "kind": "packaged", "task": m.task, "installed": is_installed(m.alias),

@@ -7,6 +7,10 @@ from typing import Optional
 import typer
 
 from edgewise.cli.app import app
+from edgewise.cli.run_cmd import _quiet_libraries
+
+# edgewise.serve is imported inside the command: it loads fastapi, numpy and the runtime, and every command module
+# loads when `edgewise` starts.
 
 
 @app.command()
@@ -29,7 +33,6 @@ def serve(
     log: Optional[str] = typer.Option(None, "--log", help="Append the server log (5xx tracebacks) here, not stderr."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, with optional hybrid edge-cloud routing."""
-    from edgewise.cli.run_cmd import _quiet_libraries
     from edgewise.serve import ServeConfig
     from edgewise.serve import serve as run_server
 

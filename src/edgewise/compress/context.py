@@ -23,8 +23,8 @@ from edgewise.formats import param_count
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 
 log = logging.getLogger("edgewise.compress")
-# transformers is imported where the tokenizer is first needed: it costs seconds, and every module of this package
-# is imported whenever edgewise.compress is (method discovery), e.g. only to parse a method name.
+# transformers is imported inside tokenizer(), where it is first needed: it costs seconds, and every module of this
+# package is imported whenever edgewise.compress is (method discovery), e.g. only to parse a method name.
 
 DECODER = "decoder"
 ENCODER_KIND = "encoder"

@@ -14,7 +14,8 @@ import numpy as np
 from edgewise.compress.grid import Grid, QTensor, block_params, quantize_block_values
 from edgewise.errors import EdgewiseError
 
-# torch (about 3 s to import) is imported where the linear algebra runs, not when the package is discovered.
+# torch (about 3 s to import) is imported inside the functions that run the linear algebra, not when the package
+# is discovered.
 SHRINK = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)
 
 

@@ -29,7 +29,7 @@ from edgewise.formats import gguf_scan
 from edgewise.runtime.llamacpp_backend import _quiet, import_llama_cpp
 
 log = logging.getLogger(__name__)
-# gguf, safetensors and transformers are imported in the functions that write a GGUF: discovery imports this
+# gguf, safetensors and transformers are imported inside the functions that write a GGUF: discovery imports this
 # module (its LlamaCppQuant config) whenever edgewise.compress is imported.
 
 # llama_ftype values (llama.h). Names are the ones llama.cpp's `llama-quantize` accepts.

@@ -23,7 +23,7 @@ from edgewise.errors import EdgewiseError
 from edgewise.formats import decode_weight_bytes  # noqa: F401 - re-exported: tests/bench/test_bench.py imports it here
 
 log = logging.getLogger(__name__)
-# onnx (about 2 s) and onnxruntime are imported in the functions that use them: every module of this package is
+# onnx (about 2 s) and onnxruntime are imported inside the functions that use them: every module of this package is
 # imported whenever edgewise.compress is (method discovery).
 
 MS_DOMAIN = "com.microsoft"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from edgewise.errors import EdgewiseError
 
@@ -58,12 +59,7 @@ def default_buffer_mb() -> int:
     # and never more than an eighth of the free memory.
     llc = last_level_cache_bytes() or 64 * MiB
     mb = min(max(4 * llc // MiB, 256), 1024)
-    try:
-        import psutil
-
-        mb = min(mb, psutil.virtual_memory().available // MiB // 8)
-    except ImportError:
-        pass
+    mb = min(mb, psutil.virtual_memory().available // MiB // 8)
     return max(int(mb), 16)
 
 

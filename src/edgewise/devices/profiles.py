@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import psutil
+
+from edgewise.devices.bandwidth import host_bandwidth_gbs, usable_cpus
 from edgewise.errors import EdgewiseError
 
 FIGURES = ("cores", "ram_gb", "usable_ram_gb", "storage_gb", "bandwidth_gbs")
@@ -92,10 +95,6 @@ def _storage_root() -> Path:
 
 def measure_host() -> DeviceProfile:
     """The `host` profile, measured now: cores, total and available RAM, free disk and read bandwidth (probed once)."""
-    import psutil
-
-    from edgewise.devices.bandwidth import host_bandwidth_gbs, usable_cpus
-
     entry = _preset_table()[HOST]
     vm = psutil.virtual_memory()
     return DeviceProfile(

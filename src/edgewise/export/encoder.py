@@ -8,6 +8,8 @@ from pathlib import Path
 from edgewise.export.cache import cached_build
 from edgewise.models.source import ModelSource
 
+# torch and transformers are imported inside _export: they cost seconds, and this module is imported with
+# edgewise.compress and the runtime, mostly without exporting anything.
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
                     "config.json", "sentencepiece.bpe.model")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +37,6 @@ def build_genai(source: ModelSource, precision: str, extra_options: dict | None 
             tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
             raise EdgewiseError(f"onnxruntime-genai builder failed for {source.ref} at {precision}: {tail[0][:200]} "
                                 "(set EDGEWISE_DEBUG=1 and see builder.log)")
-        import shutil
-
         shutil.rmtree(out / ".builder-cache", ignore_errors=True)
 
     return cached_build("genai", hf, {"precision": precision, "extra": extra}, build)

@@ -20,15 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gguf import GGUFReader
 
 from edgewise.errors import EdgewiseError, UnsupportedModelError
 from edgewise.export.cache import cached_build
+from edgewise.export.genai import build_genai
 from edgewise.export.gguf_blocks import FLOAT_TYPES, Blocks, supported, unpack
 from edgewise.models.source import ModelSource
 
+# onnx (about 2 s) is imported inside the functions that build a graph: a cached transcode, the runtime's usual
+# case, needs none of it.
+
 MS_DOMAIN = "com.microsoft"
 # Bump when the written graph changes, so cached folders are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # The genai builder's weight names -> GGUF tensor names (several, in output-row order, for packed projections).
 _PROJ = {
     "q_proj": ("attn_q",), "k_proj": ("attn_k",), "v_proj": ("attn_v",), "qkv_proj": ("attn_q", "attn_k", "attn_v"),
@@ -48,8 +53,6 @@ class _Tensor:
 
 
 def _gguf_tensors(path: Path) -> tuple[dict[str, _Tensor], dict]:
-    from gguf import GGUFReader
-
     try:
         reader = GGUFReader(str(path))
     except (ValueError, OSError) as e:
@@ -117,6 +120,7 @@ class _Graph:
         self.new_inits: list = []
         self.block_sums: dict[tuple[str, int], str] = {}
         self.extra_nodes: list = []
+        self.tables: set[str] = set()
 
     def init(self, name: str, array: np.ndarray) -> str:
         from onnx import numpy_helper
@@ -143,19 +147,29 @@ class _Graph:
             self.block_sums[key] = base
         return self.block_sums[key]
 
+    def table(self, b: Blocks, prefix: str) -> str:
+        """The packed codes (N, K/block, block*bits/8) and, with mins, the (K/block, N) mins: written once per
+        prefix, so a tied head and its embedding lookup share one copy."""
+        name = f"{prefix}.B{b.bits}"
+        if name not in self.tables:
+            c = b.codes.reshape(b.rows, b.K // b.block, b.block)
+            packed = (c[..., 0::2] | (c[..., 1::2] << 4)).astype(np.uint8) if b.bits == 4 else c
+            self.init(name, np.ascontiguousarray(packed))
+            if b.mins is not None:
+                self.init(f"{prefix}.mins", np.ascontiguousarray(b.mins.T, np.float32))
+            self.tables.add(name)
+        return name
+
     def matmul_nbits(self, x: str, b: Blocks, prefix: str, out: str) -> None:
         """out = x @ W^T for W given by blocks b (rows = N outputs), plus the min term when b has mins."""
         N, K = b.rows, b.K
-        kb = K // b.block
-        c = b.codes.reshape(N, kb, b.block)
-        packed = (c[..., 0::2] | (c[..., 1::2] << 4)).astype(np.uint8) if b.bits == 4 else c
-        B = self.init(f"{prefix}.B{b.bits}", np.ascontiguousarray(packed))
+        B = self.table(b, prefix)
         S = self.init(f"{prefix}.scales", np.ascontiguousarray(b.scales, np.float32))
         main = out if b.mins is None else out + "/codes"
         self.node("MatMulNBits", [x, B, S], [main], prefix + "/MatMulNBits", MS_DOMAIN,
                   K=K, N=N, bits=b.bits, block_size=b.block, accuracy_level=self.accuracy_level)
         if b.mins is not None:
-            M = self.init(f"{prefix}.mins", np.ascontiguousarray(b.mins.T, np.float32))  # (kb, N)
+            M = f"{prefix}.mins"
             self.node("MatMul", [self.block_sum(x, K, b.block), M], [out + "/mins"], prefix + "/MinMatMul")
             self.node("Add", [main, out + "/mins"], [out], prefix + "/AddMins")
 
@@ -163,7 +177,7 @@ class _Graph:
         """out = W[ids] through GatherBlockQuantized over the packed table the head uses (no second copy)."""
         N, K = b.rows, b.K
         kb = K // b.block
-        B = f"{prefix}.B{b.bits}"
+        B = self.table(b, prefix)
         S3 = self.init(f"{prefix}.scales3", np.ascontiguousarray(b.scales.reshape(N, kb, 1), np.float32))
         blocks_out = out + "/blocks"
         self.node("GatherBlockQuantized", [B, ids, S3], [blocks_out], prefix + "/GatherBlockQuantized", MS_DOMAIN,
@@ -254,6 +268,30 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4) -> dict:
                 out.lookup(c.input[1], heads[head][0][0], heads[head][1], c.output[0], int(axis))
                 removed_nodes.add(id(c))
             removed_nodes.add(id(tr))
+    # An embedding the export keeps as its own (V, K) table (Qwen2's builder does, even when the GGUF ties it):
+    # Gather(table) becomes GatherBlockQuantized over token_embd's blocks, shared with the head when they are one.
+    embd = tensors.get("token_embd.weight")
+    for n in list(g.node):
+        if (embd is None or n.op_type != "Gather" or n.input[0] not in inits or id(n) in removed_nodes
+                or not n.input[0].endswith("embed_tokens.weight") or embd.qtype in FLOAT_TYPES
+                or not supported(embd.qtype)):
+            continue
+        E = numpy_helper.to_array(inits[n.input[0]])
+        if E.shape != (embd.rows, embd.K):
+            raise EdgewiseError(f"token_embd.weight: {embd.rows}x{embd.K} in the GGUF but {E.shape} in the export")
+        tied = head in heads and len(heads[head][0]) == 1 and _gguf_names(head, tensors) == ("token_embd.weight",)
+        b, err = _matching_blocks(embd, E, meta)
+        if tied and not np.array_equal(b.codes, heads[head][0][0].codes):
+            tied = False  # the same GGUF tensor in another row order: give the lookup its own table
+        prefix = heads[head][1] if tied else n.input[0].removesuffix(".weight")
+        axis = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "axis"), 0)
+        out.lookup(n.input[1], heads[head][0][0] if tied else b, prefix, n.output[0], int(axis))
+        report.append({"weight": n.input[0], "gguf": embd.name, "type": embd.qtype.name,
+                       "container": f"{b.bits}-bit/{b.block}", "mins": b.mins is not None, "max_error": err,
+                       "shared_with_head": tied})
+        removed_nodes.add(id(n))
+        replaced.add(n.input[0])
+        del E
     still_used = {x for n in g.node if id(n) not in removed_nodes for x in n.input}
     # New nodes go right after the last producer of their inputs: for a MatMul's replacement that is the node making
     # its activation, so every consumer of the old output still comes later (the graph stays topologically sorted).
@@ -291,8 +329,6 @@ def _summary(report: dict) -> dict:
 def transcode_gguf(source: ModelSource, accuracy_level: int = 4) -> Path:
     """The cached genai folder for a GGUF source, computing with its own quantized blocks."""
     import onnx
-
-    from edgewise.export.genai import build_genai
 
     if source.kind != "gguf":
         raise EdgewiseError(f"{source.ref}: transcoding reads a quantized .gguf file, not a {source.kind} model: "

@@ -12,6 +12,8 @@ from edgewise.errors import EdgewiseError, UnsupportedModelError
 from edgewise.export.cache import cached_build
 from edgewise.models.source import ModelSource
 
+# torch and transformers are imported inside _dequantize_gguf: they cost seconds, and most callers only want the
+# folder of an HF source.
 
 def _dequantize_gguf(gguf_path: Path, out: Path) -> None:
     import torch

@@ -8,6 +8,8 @@ from pathlib import Path
 from edgewise.errors import EdgewiseError
 from edgewise.export.cache import cached_build
 
+# onnx and onnxruntime.quantization are imported inside the builds: they cost seconds, and a cached encoder needs
+# neither.
 
 def quantized_encoder(onnx_path: Path, precision: str) -> Path:
     if precision == "int8":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgewise.errors import ModelNotFoundError
+from edgewise.models import files
 from edgewise.models.source import CAUSAL_LM, ENCODER, RESOLVE_ORDER, RESOLVERS, TFLITE, ModelSource, register_resolver
 
 _FILE_RESOLVERS = {".gguf": "resolve_gguf", ".onnx": "resolve_onnx", ".tflite": "resolve_tflite"}
@@ -16,8 +17,6 @@ _PATHLIKE_SUFFIXES = (".gguf", ".onnx", ".tflite", ".safetensors", ".bin", ".jso
 
 
 def resolve_path(path: Path, ref: str) -> ModelSource:
-    from edgewise.models import files
-
     path = Path(path)
     if path.is_dir():
         return files.resolve_folder(path, ref)
@@ -38,7 +37,7 @@ def _looks_like_path(ref: str) -> bool:
 
 
 # Resolvers register in priority order: aliases, then paths, then hub ids.
-from edgewise.models import packaged as _packaged  # noqa: E402,F401
+from edgewise.models import packaged as _packaged  # noqa: E402
 
 
 @register_resolver("path", claims=_looks_like_path)
@@ -56,10 +55,9 @@ def load(ref: str | Path) -> ModelSource:
         resolver = RESOLVERS.get(name)
         if resolver.claims(ref):
             return resolver.resolve(ref)
-    from edgewise.models.packaged import PACKAGED
-
     raise ModelNotFoundError(
-        f"unknown model {ref!r}: use a packaged alias ({', '.join(PACKAGED)}), a local path, or a hub id like org/name"
+        f"unknown model {ref!r}: use a packaged alias ({', '.join(_packaged.PACKAGED)}), a local path, "
+        "or a hub id like org/name"
     )
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from edgewise.errors import CorruptModelError
 
 _REFETCH = "re-download or re-export it"
+# gguf and onnx are imported inside the checks that read those formats: importing them costs up to a second
+# (onnx), and a check of one format needs only that format's package.
 
 
 def check_safetensors(path: Path) -> None:

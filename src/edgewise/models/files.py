@@ -7,7 +7,11 @@ from pathlib import Path
 
 from edgewise.errors import CorruptModelError, EdgewiseError, ModelNotFoundError, UnsupportedModelError
 from edgewise.models import checks
+from edgewise.models.bundle import resolve_bundle
 from edgewise.models.source import CAUSAL_LM, ENCODER, TFLITE, ModelSource
+
+# transformers, gguf and onnx are imported inside the resolvers that read those formats: importing them costs up
+# to seconds (transformers), and every model reference is resolved through this module.
 
 # model_type values we serve as sentence encoders (mean-pooled embeddings).
 ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "deberta-v2", "camembert",
@@ -110,8 +114,6 @@ def resolve_tflite(path: Path, ref: str) -> ModelSource:
 
 def resolve_folder(path: Path, ref: str) -> ModelSource:
     if (path / "manifest.json").is_file():
-        from edgewise.models.bundle import resolve_bundle
-
         return resolve_bundle(path, ref)
     if (path / "genai_config.json").is_file():
         return resolve_onnx(path, ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from edgewise.errors import ModelNotFoundError, OfflineError
@@ -10,11 +11,13 @@ from edgewise.models.source import ModelSource, register_resolver
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Only what a model needs: skip other frameworks' weights and big extras.
 _PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "tokenizer*"]
+# huggingface_hub is imported inside resolve_hub: it takes a tenth of a second or more to import, and reads
+# HF_HUB_OFFLINE, HF_HOME and the cache paths from the environment once, at import; only hub ids need it.
+# resolve_path is imported there too, to break the cycle with edgewise.models, which imports this module to
+# register it (see tests/test_layers.py).
 
 
 def _offline() -> bool:
-    import os
-
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 

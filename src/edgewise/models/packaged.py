@@ -73,6 +73,7 @@ def is_installed(alias: str) -> bool:
 
 @register_resolver("packaged", claims=lambda ref: ref in PACKAGED)
 def resolve_packaged(ref: str) -> ModelSource:
+    # Imported here to break the cycle: edgewise.models imports this module to register it (tests/test_layers.py).
     from edgewise.models import resolve_path
 
     m = PACKAGED[ref]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edgewise.errors import CorruptModelError, EdgewiseError, ModelNotFoundError
+from edgewise.home import edgewise_home
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def gguf_implied_size(stream: BinaryIO) -> tuple[int, int]:
     Only the header is read (magic, key/values, tensor infos), so a truncated file still answers; the
     value sizes and quant block sizes come from the gguf package's own tables.
     """
+    # gguf is imported here only: `gguf.constants` imports all of gguf-py and numpy, and only assembling a parted
+    # model, once, needs it.
     from gguf.constants import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGMLQuantizationType
     from gguf.constants import GGUFValueType as T
 
@@ -196,8 +199,6 @@ def check_parts(pf: PartedFile, paths: list[Path]) -> int:
 
 
 def assembled_path(pf: PartedFile, home: Path | None = None) -> Path:
-    from edgewise.home import edgewise_home
-
     return (home or edgewise_home()) / "assembled" / pf.sha256[:16] / pf.name
 
 

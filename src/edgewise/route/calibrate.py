@@ -27,9 +27,12 @@ from typing import Callable
 
 import numpy as np
 
+from edgewise.data.readers import jsonl_objects
 from edgewise.errors import EdgewiseError
 from edgewise.route.confidence import DEFAULT_METHOD, check_method, sequence_confidence
 
+# matplotlib is imported inside plot(): it costs about a second, and the Agg backend must be chosen before pyplot
+# is imported.
 MATCHES = ("exact", "contains")
 
 
@@ -69,8 +72,6 @@ def load_data(path: str | Path, method: str = DEFAULT_METHOD, match: str = "cont
     if match not in MATCHES:
         raise EdgewiseError(f"--match must be one of {', '.join(MATCHES)}, got {match!r}")
     prompts, scores, eq, cq = [], [], [], []
-    from edgewise.evaluate.data import jsonl_objects
-
     shape = 'one object per prompt: edge_score or edge_logprobs, edge_quality and cloud_quality (docs/routing.md)'
     for i, row in jsonl_objects(path.read_text(), path, "calibration data", shape):
         where = f"{path}:{i}"

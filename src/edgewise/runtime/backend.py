@@ -13,12 +13,15 @@ A backend adds them on its own LoadedModel subclass; a consumer never branches o
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
+from tokenizers import Tokenizer as FastTokenizer
 
 from edgewise.errors import EdgewiseError
 from edgewise.formats import gguf_bits_per_weight, gguf_decode_weight_bytes
@@ -29,6 +32,9 @@ from edgewise.runtime.session import TrackedSession
 # "gguf": a GGUF computed with its own quantized blocks (export.gguf_transcode); "auto": the backend's natural choice
 # for the source (a GGUF runs as shipped: transcoded on ort, native on llamacpp; anything else fp32).
 PRECISIONS = ("fp32", "int8", "int4", "gguf", "auto")
+# transformers (seconds) and jinja2 (a twentieth of a second) are imported inside the Tokenizer methods that need
+# them: a folder with tokenizer.json needs no transformers, a model without a chat template no jinja2, and
+# edgewise.compress imports this module to parse options before any model is loaded.
 
 
 class DecoderSession(Protocol):
@@ -80,15 +86,11 @@ class Tokenizer:
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Tokenizer":
-        import json
-
         folder = Path(folder)
         if not (folder / "tokenizer.json").is_file():
             from transformers import AutoTokenizer
 
             return cls(AutoTokenizer.from_pretrained(folder))
-        from tokenizers import Tokenizer as FastTokenizer
-
         cfg_path = folder / "tokenizer_config.json"
         cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
         template = cfg.get("chat_template")
@@ -166,8 +168,6 @@ class Tokenizer:
 
     def batch(self, texts: list[str], max_length: int) -> dict:
         """Padded, truncated numpy batch for an encoder: input_ids, attention_mask, token_type_ids."""
-        import numpy as np
-
         if self._fast is None:
             enc = self.hf(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="np")
             return {k: np.asarray(v) for k, v in enc.items()}
@@ -188,8 +188,6 @@ class ModelFiles:
         return self.source.name
 
     def size_bytes(self) -> int:
-        import os
-
         return sum(os.path.getsize(f) for f in self.files if os.path.exists(f))
 
 

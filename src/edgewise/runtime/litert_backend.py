@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgewise.errors import BackendUnavailableError, CorruptModelError, EdgewiseError, UnsupportedModelError
+from edgewise.models.checks import check_tflite
 from edgewise.models.source import TFLITE, ModelSource
 from edgewise.runtime.backend import BACKENDS, ModelFiles
 
@@ -31,7 +32,7 @@ AS_SHIPPED = ("native", "fp32")
 
 
 def import_interpreter():
-    try:
+    try:  # an optional extra: imported here, so the runtime loads without it and says how to install it
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise BackendUnavailableError(INSTALL_HINT) from None
@@ -154,8 +155,6 @@ def load_litert(source: ModelSource, precision: str, threads: int | None) -> Lit
     path = tflite_path(source)
     if not path.is_file():
         raise EdgewiseError(f"{path}: no such file")
-    from edgewise.models.checks import check_tflite
-
     check_tflite(path)
     t0 = time.perf_counter()
     try:

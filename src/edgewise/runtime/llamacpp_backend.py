@@ -11,8 +11,10 @@ real type, e.g. "Q4_1". Other llama.cpp types are made with `edgewise.compress.l
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,8 +27,13 @@ from edgewise.errors import (
     PromptTooLongError,
     UnsupportedModelError,
 )
+from edgewise.home import content_hash, edgewise_home
+from edgewise.models.checks import check_gguf
 from edgewise.models.source import CAUSAL_LM, TFLITE, ModelSource
 from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+
+# llama_cpp and transformers are imported inside the functions that use them: llama-cpp-python is an optional
+# extra (the runtime loads without it, and says how to install it), and transformers costs seconds.
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama-cpp-python: run `make bench-setup` (an ~11-minute compile with this CPU's "
@@ -97,8 +104,6 @@ def load_tokenizer(gguf: Path) -> Tokenizer:
 
     if (gguf.parent / "tokenizer.json").is_file():
         return Tokenizer(AutoTokenizer.from_pretrained(str(gguf.parent)))
-    from edgewise.home import content_hash, edgewise_home
-
     cache = edgewise_home() / "tokenizers" / content_hash(gguf)[:20]
     if (cache / "tokenizer.json").is_file():
         return Tokenizer(AutoTokenizer.from_pretrained(str(cache)))
@@ -114,8 +119,6 @@ def load_tokenizer(gguf: Path) -> Tokenizer:
     try:
         tmp.rename(cache)  # atomic: a concurrent loader either sees the whole folder or none
     except OSError:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return Tokenizer(hf)
 
@@ -183,8 +186,6 @@ def _quiet():
 
         return suppress_stdout_stderr(disable=False)
     except ImportError:
-        import contextlib
-
         return contextlib.nullcontext()
 
 
@@ -196,8 +197,6 @@ def _open(llama_cpp, path: Path, n_ctx: int, n_threads: int):
                 n_threads=n_threads, n_threads_batch=n_threads, logits_all=False, verbose=False,
             )
     except ValueError:  # "Failed to load model from file"; llama.cpp checks every tensor against the size
-        from edgewise.models.checks import check_gguf
-
         check_gguf(path)  # raises CorruptModelError with the precise reason when the file is damaged
         raise UnsupportedModelError(f"{path}: llama.cpp cannot load this GGUF (an architecture or type this "
                                     "build lacks?): use --backend torch or ort") from None

@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from edgewise.errors import EdgewiseError
+from edgewise.export.encoder import export_encoder
+from edgewise.export.genai import build_genai
+from edgewise.export.quantize_encoder import quantized_encoder
 from edgewise.formats import decode_weight_bytes, onnx_bits_per_weight
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
 
+# onnxruntime, onnxruntime_genai and edgewise.export.gguf_transcode (gguf-py) are imported inside the functions
+# that load or build a model: they cost from a fifth of a second to seconds, and edgewise.compress imports the
+# runtime to parse options, before any model is loaded.
 
 class GenaiDecoder:
     """A KV-cached decoder over onnxruntime-genai. We feed our own chosen tokens back with append_tokens,
@@ -75,8 +81,6 @@ class OrtModel(LoadedModel):
 
 
 def genai_folder(source: ModelSource, precision: str) -> Path:
-    from edgewise.export.genai import build_genai
-
     if source.kind == "genai":
         return source.path
     if precision == "gguf":
@@ -115,13 +119,9 @@ def _session_options(threads: int | None):
 def load_encoder(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
     import onnxruntime as ort
 
-    from edgewise.export.encoder import export_encoder
-
     folder = export_encoder(source)
     onnx_path = source.path if source.kind == "onnx" else folder / "model.onnx"
     if precision != "fp32":
-        from edgewise.export.quantize_encoder import quantized_encoder
-
         onnx_path = quantized_encoder(onnx_path, precision)
     session = ort.InferenceSession(str(onnx_path), _session_options(threads), providers=["CPUExecutionProvider"])
     tok = Tokenizer.from_folder(folder)

@@ -7,8 +7,12 @@ import time
 import numpy as np
 
 from edgewise.errors import EdgewiseError
+from edgewise.export.hf_folder import hf_folder_for
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+
+# torch and transformers are imported inside the functions that use them: they cost seconds, and the runtime
+# registers this backend whenever it is imported, mostly to run another one.
 
 
 class TorchDecoder:
@@ -86,8 +90,6 @@ class TorchModel(LoadedModel):
 def load_torch(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
-
-    from edgewise.export.hf_folder import hf_folder_for
 
     if precision != "fp32":
         raise EdgewiseError(f"the torch backend is the fp32 reference; for {precision} use --backend ort")

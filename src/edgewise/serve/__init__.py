@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import sys
 
+import uvicorn
+
+from edgewise.errors import EdgewiseError
+from edgewise.route import CloudClient, CloudConfig, Router
+from edgewise.runtime import load_model
+from edgewise.runtime.api import text_model
 from edgewise.serve.app import create_app
 from edgewise.serve.config import ServeConfig
 from edgewise.serve.errors import configure_logging
@@ -11,29 +17,20 @@ from edgewise.serve.state import ServerState
 
 
 def build_state(cfg: ServeConfig) -> ServerState:
-    from edgewise.runtime import load_model
-    from edgewise.runtime.api import text_model
-
     main = text_model(load_model(cfg.model, backend=cfg.backend, precision=cfg.precision, threads=cfg.threads), "any")
     encoder = main if main.encoder is not None else None
     generator = main if main.decoder is not None else None
     if cfg.embed_model:
         encoder = load_model(cfg.embed_model, backend="ort", threads=cfg.threads)
         if encoder.encoder is None:
-            from edgewise.errors import EdgewiseError
-
             raise EdgewiseError(f"--embed-model {cfg.embed_model} is not an encoder: use e.g. minilm-l6")
     router = None
     if cfg.cloud_url:
-        from edgewise.route import CloudClient, CloudConfig, Router
-
         client = CloudClient(CloudConfig(url=cfg.cloud_url, model=cfg.cloud_model, key_env=cfg.cloud_key_env))
         router = Router.from_policy_file(cfg.policy, cloud_fn=client, cloud_stream_fn=client.stream_fn)
         for w in router.warnings():
             print(f"warning: {w}", file=sys.stderr)
     elif cfg.policy:
-        from edgewise.errors import EdgewiseError
-
         raise EdgewiseError("--policy needs a cloud to route to: add --cloud URL --cloud-model NAME")
     return ServerState(generator=generator, encoder=encoder, default_max_tokens=cfg.default_max_tokens,
                        api_key=cfg.api_key, router=router, max_queue=cfg.max_queue,
@@ -41,8 +38,6 @@ def build_state(cfg: ServeConfig) -> ServerState:
 
 
 def serve(cfg: ServeConfig, ready_message: bool = True) -> None:
-    import uvicorn
-
     configure_logging(cfg.log)  # 5xx tracebacks: stderr, or --log FILE
     state = build_state(cfg)
     if not cfg.is_loopback:

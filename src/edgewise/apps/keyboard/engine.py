@@ -25,6 +25,7 @@ from edgewise.apps.keyboard.search import (RELATIVE_FLOOR, ContextState, Expansi
 from edgewise.apps.keyboard.text import Split, apply_case, split_context
 from edgewise.apps.keyboard.vocab import TokenIndex
 from edgewise.errors import EdgewiseError
+from edgewise.runtime import load_model
 from edgewise.runtime.api import text_model
 from edgewise.runtime.backend import LoadedModel
 
@@ -253,7 +254,5 @@ def load_keyboard(model: str | None = None, backend: str = "ort", precision: str
                   personal: PersonalStore | None = None, config: KeyboardConfig | None = None,
                   threads: int | None = 1) -> KeyboardEngine:
     """Load a causal LM on a backend (one thread by default: the keyboard's latency budget is per core)."""
-    from edgewise.runtime import load_model
-
     lm = load_model(model or default_model_ref(), backend=backend, precision=precision, threads=threads)
     return KeyboardEngine(lm, config, personal)

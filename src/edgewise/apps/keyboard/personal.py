@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgewise.errors import EdgewiseError
+from edgewise.home import edgewise_home
 
 SCHEMA_VERSION = 1
 ORDER = 3  # trigrams: two words of history
@@ -44,8 +45,6 @@ CREATE TABLE IF NOT EXISTS spellings (
 
 
 def default_store_path() -> Path:
-    from edgewise.home import edgewise_home
-
     return edgewise_home() / "keyboard" / "personal.sqlite"
 
 

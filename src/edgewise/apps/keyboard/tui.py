@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import termios
 import textwrap
+import tty
 
 from edgewise.apps.keyboard.session import TypingSession
 from edgewise.errors import EdgewiseError
@@ -72,9 +74,6 @@ def handle_key(session: TypingSession, key: str, pending_literal: bool = False) 
 
 def run_tui(session: TypingSession, status: str = "") -> str:
     """Run the terminal UI until the user quits; returns the typed text."""
-    import termios
-    import tty
-
     fd = sys.stdin.fileno()
     if not os.isatty(fd):
         raise EdgewiseError("`edgewise keyboard` needs an interactive terminal: use `--web` or `keyboard eval`")

@@ -11,6 +11,10 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from edgewise.apps.keyboard.engine import KeyboardEngine
@@ -32,10 +36,6 @@ class AcceptIn(SuggestIn):
 
 
 def create_app(engine: KeyboardEngine, k: int = 3, learn: bool = True, model_label: str | None = None):
-    from fastapi import FastAPI, HTTPException
-    from fastapi.responses import FileResponse
-    from fastapi.staticfiles import StaticFiles
-
     app = FastAPI(title="Edgewise keyboard", docs_url=None, redoc_url=None, openapi_url=None)
     sessions: OrderedDict[str, TypingSession] = OrderedDict()
     lock = threading.Lock()
@@ -95,6 +95,4 @@ def create_app(engine: KeyboardEngine, k: int = 3, learn: bool = True, model_lab
 
 def serve(engine: KeyboardEngine, port: int = 8765, k: int = 3, learn: bool = True,
           model_label: str | None = None) -> None:
-    import uvicorn
-
     uvicorn.run(create_app(engine, k, learn, model_label), host="127.0.0.1", port=port, log_level="warning")

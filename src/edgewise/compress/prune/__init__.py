@@ -31,8 +31,8 @@ from edgewise.home import edgewise_home
 from edgewise.models import ModelSource, load
 from edgewise.models.source import CAUSAL_LM
 
-# torch, transformers and the distillation trainer (which imports both, seconds in all) load inside the functions
-# that prune: `edgewise optimize` imports this package for its configs and parser before any model work.
+# torch, transformers and the distillation trainer (which imports both, seconds in all) are imported inside the
+# functions that prune: `edgewise optimize` imports this package for its configs and parser before any model work.
 PRUNERS = TypeRegistry("pruner")
 register_pruner = PRUNERS.register
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
