@@ -36,7 +36,7 @@ def variants(llm_ctx):
 def test_parse_method_names_and_options():
     assert parse_method("int4")[1] == Int4WeightOnly()
     name, cfg = parse_method("int4:block_size=64,symmetric=false")
-    assert cfg == Int4WeightOnly(block_size=64, symmetric=False) and name == "int4-block_size64-symmetricfalse"
+    assert cfg == Int4WeightOnly(block_size=64, symmetric=False) and name == "int4-asym-block_size64"
     assert parse_method("int4-gptq")[1].label == "int4-gptq"
     assert parse_method("int4-gptq:bits=8")[1].label == "int8-gptq"
     for bad in ("int3", "int4:block_size=48", "int4:algo=magic", "int4:nonsense=1", "int4:block_size"):

@@ -35,8 +35,8 @@ def test_nominal_bits_and_weight_only_come_from_the_configs():
     assert nominal_bits(MixedPrecision(budget_bpw=None)) == 8.0  # no budget: the high precision bounds it
     with pytest.raises(EdgewiseError, match="cannot rank Int8Dynamic"):
         nominal_bits(Int8Dynamic())
-    assert [n for n in METHODS if is_weight_only(parse_method(n)[1])] == ["int4", "int4-gptq", "int4-hqq",
-                                                                          "int4-kquant", "int8"]
+    assert [n for n in METHODS if is_weight_only(parse_method(n)[1])] == ["int4", "int4-asym", "int4-gptq",
+                                                                          "int4-hqq", "int4-kquant", "int8"]
     with pytest.raises(EdgewiseError, match="weight-only configs"):
         MixedPrecision(high=Int8Dynamic())
 

@@ -131,7 +131,8 @@ class Int4WeightOnly:
     algo: str = "rtn"  # rtn | hqq | k_quant
     accuracy_level: int = 4
     label = "int4"
-    names = {"int4": {}, "int4-hqq": {"algo": "hqq"}, "int4-kquant": {"algo": "k_quant"}}
+    names = {"int4": {}, "int4-asym": {"symmetric": False}, "int4-hqq": {"algo": "hqq"},
+             "int4-kquant": {"algo": "k_quant"}}
     nominal_bits = 4.0
     weight_only = True
 
@@ -305,7 +306,22 @@ def parse_method(spec: str):
         cfg = METHODS[name](**kwargs)
     except TypeError as e:
         raise EdgewiseError(f"bad options for method {name!r}: {e}") from None
-    return (spec.replace(":", "-").replace(",", "-").replace("=", "") if args else name), cfg
+    return (variant_name(name, kwargs, cfg) if args else name), cfg
+
+
+def variant_name(name: str, options: dict, cfg) -> str:
+    """A name that reads well: the registered name whose preset covers the most of the options (`int4:symmetric=false`
+    is `int4-asym`, `int4:block_size=64,symmetric=false` is `int4-asym-block_size64`), then what is left of them
+    (`int4-block_size64`, booleans as `key` / `no-key`)."""
+    full = {**METHODS[name].preset, **options}
+    best = METHODS[name]
+    for other in METHODS.values():
+        if (other.config_type is type(cfg) and len(other.preset) > len(best.preset)
+                and all(k in full and full[k] == v for k, v in other.preset.items())):
+            best = other
+    rest = {k: v for k, v in full.items() if k not in best.preset}
+    parts = [(k if v else f"no-{k}") if isinstance(v, bool) else f"{k}{v}" for k, v in rest.items()]
+    return "-".join([best.name, *parts])
 
 
 def config_dict(cfg) -> dict:

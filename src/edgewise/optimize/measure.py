@@ -94,10 +94,26 @@ def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Mea
                     host_bw)
 
 
+def variant_precision(cfg) -> str:
+    """What a variant's weights are, in a word: `int4`, `int4+int8` (mixed), `Q4_K_M` (llama.cpp), `gguf` (the
+    GGUF's own blocks), `fp32`. The benchmark loads every folder 'as built', so its own precision says nothing."""
+    if getattr(cfg, "qtype", None):
+        return str(cfg.qtype)
+    base, high = getattr(cfg, "base", None), getattr(cfg, "high", None)
+    if base is not None and high is not None:
+        return f"int{base.grid.bits}+int{high.grid.bits}"
+    if getattr(type(cfg), "weight_only", False):
+        return f"int{cfg.grid.bits}" + ("" if cfg.grid.symmetric else "-asym")
+    label = str(getattr(cfg, "label", "fp32"))
+    if label.startswith("int8"):
+        return "int8"
+    return "fp32" if label in ("fp32", "torch") else label
+
+
 def evaluate_variant(r, task, ref_model, ref_state, is_reference: bool = False) -> VariantRow:
     """One variant's report row: what it is, and its quality on the task against the reference's state."""
     row = VariantRow(name=r.name, method=r.method, backend=r.backend, path=str(r.path), config=config_dict(r.config),
-                     bits_per_weight=round(r.bits_per_weight, 3), size_mb=round(r.size_mb, 2), params=r.params,
+                     precision=variant_precision(r.config), bits_per_weight=round(r.bits_per_weight, 3), size_mb=round(r.size_mb, 2), params=r.params,
                      quantize_s=round(r.seconds, 1), notes=list(r.notes))
     try:
         # llama.cpp runs its GGUF's own type; "fp32" is what the runtime accepts for "as shipped" there.

@@ -62,6 +62,8 @@ class VariantRow:
             self.bench_error = b.pop("error")
         if "fits_device" in b:
             self.fits_device = b.pop("fits_device")
+        if self.precision is not None:
+            b.pop("precision", None)  # the variant knows what it is; the benchmark loaded its folder "as built"
         self.bench.update(b)
 
     def as_dict(self) -> dict:
