@@ -90,8 +90,8 @@ class TaggerConfig:
     each side of a window cut. threshold: a token is PII when 1 - P(O) reaches it."""
 
     labels: tuple[str, ...]
-    window: int = 128
-    overlap: int = 16
+    window: int = 64
+    overlap: int = 8
     threshold: float = 0.5
     cls_id: int = 101
     sep_id: int = 102

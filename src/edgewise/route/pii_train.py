@@ -61,8 +61,8 @@ class PiiTrainConfig:
     weight_decay: float = 0.01
     freeze_embeddings: bool = True
     threads: int = 2
-    window: int = 128
-    overlap: int = 16
+    window: int = 64
+    overlap: int = 8
     threshold: float = 0.5
 
     def __post_init__(self):
