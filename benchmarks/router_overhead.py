@@ -2,7 +2,10 @@
 budget, the cloud-call thread and the decision log. The model calls themselves are excluded
 (edge_fn and cloud_fn return at once; their measured time is subtracted).
 
-    .venv/bin/python benchmarks/router_overhead.py [--n 5000] [--json] [--watchdog]
+Every request is new to the PII tagger (its per-text cache is cleared first), as on a server where each prompt
+arrives once; --cached measures the repeat-prompt path instead (the tagger answers from its cache).
+
+    .venv/bin/python benchmarks/router_overhead.py [--n 5000] [--json] [--watchdog] [--cached]
 """
 
 from __future__ import annotations
@@ -61,7 +64,13 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--watchdog", action="store_true",
                     help="use a plain function as cloud_fn, which the router runs in a watchdog thread")
+    ap.add_argument("--cached", action="store_true", help="let the PII tagger answer repeated prompts from its cache")
     args = ap.parse_args()
+    try:
+        from edgewise.route.pii_tagger import _tag_cached
+        forget = (lambda: None) if args.cached else _tag_cached.cache_clear
+    except ImportError:  # no tagger installed: nothing to forget
+        forget = lambda: None  # noqa: E731
     doc = {"policies": {"privacy": {"mode": "redact"}, "connectivity": {},
                         "confidence": {"threshold": -1.0, "method": "p10"}, "budget": {"max_share": 0.5}}}
     edges = [gen(-0.2), gen(-1.5)]  # confident and unsure answers: half the requests try to escalate
@@ -76,6 +85,7 @@ def main() -> None:
             ov = {"edge": [], "cloud": []}
             cpu = []
             for i in range(args.n):
+                forget()
                 c0 = time.thread_time()
                 res = router.route(msgs, lambda q, e=edges[i % 2]: e, cloud)
                 cpu.append((time.thread_time() - c0) * 1e3)
@@ -95,7 +105,7 @@ def main() -> None:
         print(json.dumps(out, indent=2))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; wall = router overhead per request, "
-          "cpu = routing thread's CPU time")
+          f"cpu = routing thread's CPU time; PII tagger {'cached' if args.cached else 'cold (every prompt new)'}")
     print(f"{'prompt':<14}{'chars':>7}{'n':>7}{'wall p50':>10}{'wall p95':>10}{'wall p99':>10}{'p95 edge':>10}"
           f"{'p95 cloud':>11}{'cpu p50':>9}{'cpu p95':>9}")
     for name, r in out.items():
