@@ -109,7 +109,8 @@ def train_scorer(
 @route_app.command("pii")
 def pii_cmd(text: str = typer.Argument(..., help="Text to scan."),
             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """Show what the privacy policy would redact in TEXT (person names only with a registered detector)."""
+    """Show what the privacy policy would redact in TEXT: validated patterns (e-mail, phone, card, IBAN, IP, SSN,
+    NINO) and the on-device tagger's person names and street addresses (EDGEWISE_PII_MODEL=off: patterns only)."""
     from edgewise.route.pii import available_kinds, detect, redact
 
     red, mapping = redact(text)
