@@ -35,26 +35,7 @@ LAYERS: list[set[str]] = [
 # Imports that break the contract today, each with the file to fix: (importer, imported) -> why it is allowed.
 # Keep these lists empty where possible; test_the_allowed_exceptions_are_still_needed makes them shrink only.
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
-ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("edgewise.models.packaged", "edgewise.models"):
-        "TODO(models/packaged.py, models/__init__.py): resolvers import resolve_path back from the package that "
-        "imports them to register; move resolve_path into a module of its own (models/resolve.py)",
-    ("edgewise.models.hub", "edgewise.models"):
-        "TODO(models/hub.py, models/__init__.py): same as models/packaged.py",
-    ("edgewise.models.bundle", "edgewise.models"):
-        "TODO(models/files.py, models/__init__.py): a bundle holds a model folder, so resolve_path -> files -> "
-        "bundle -> resolve_path recurses; with resolve_path in its own module, or the inner resolver passed to "
-        "resolve_bundle, the cycle goes",
-    ("edgewise.route.pii_patterns", "edgewise.route.pii"):
-        "TODO(route/pii_patterns.py, route/pii.py): detectors import Entity/register_detector from the module "
-        "that imports them; move those into a module of their own (route/pii_base.py)",
-    ("edgewise.route.pii_tagger", "edgewise.route.pii"):
-        "TODO(route/pii_tagger.py, route/pii.py): same as route/pii_patterns.py",
-    **{(f"edgewise.route.policies.{name}", "edgewise.route.policies"):
-       "TODO(route/policies/*.py, route/policies/__init__.py): policies import POLICIES from the package that "
-       "imports them; move the registry into route/policies/base.py, as compress/registry.py does for methods"
-       for name in ("budget", "confidence", "connectivity", "privacy")},
-}
+ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -9,27 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgewise.errors import ModelNotFoundError
-from edgewise.models import files
+from edgewise.models.files import resolve_path
 from edgewise.models.source import CAUSAL_LM, ENCODER, RESOLVE_ORDER, RESOLVERS, TFLITE, ModelSource, register_resolver
 
-_FILE_RESOLVERS = {".gguf": "resolve_gguf", ".onnx": "resolve_onnx", ".tflite": "resolve_tflite"}
 _PATHLIKE_SUFFIXES = (".gguf", ".onnx", ".tflite", ".safetensors", ".bin", ".json")
-
-
-def resolve_path(path: Path, ref: str) -> ModelSource:
-    path = Path(path)
-    if path.is_dir():
-        return files.resolve_folder(path, ref)
-    if path.is_file():
-        fn = _FILE_RESOLVERS.get(path.suffix.lower())
-        if fn:
-            return getattr(files, fn)(path, ref)
-        if path.name == "config.json":
-            return files.resolve_hf_folder(path.parent, ref)
-        if path.suffix == ".safetensors":
-            return files.resolve_hf_folder(path.parent, ref)
-        raise ModelNotFoundError(f"{path}: not a model file (expected .gguf, .onnx, .tflite or a model folder)")
-    raise ModelNotFoundError(f"{path}: no such file or folder: check the path")
 
 
 def _looks_like_path(ref: str) -> bool:

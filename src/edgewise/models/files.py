@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgewise.errors import CorruptModelError, EdgewiseError, ModelNotFoundError, UnsupportedModelError
 from edgewise.models import checks
-from edgewise.models.bundle import resolve_bundle
+from edgewise.models.manifest import read_manifest, verify_bundle
 from edgewise.models.source import CAUSAL_LM, ENCODER, TFLITE, ModelSource
 
 # transformers, gguf and onnx are imported inside the resolvers that read those formats: importing them costs up
@@ -129,3 +129,30 @@ def resolve_folder(path: Path, ref: str) -> ModelSource:
         f"{path}: folder holds no model (expected config.json + weights, genai_config.json, manifest.json, "
         "or a .gguf/.onnx/.tflite file)"
     )
+
+
+def resolve_path(path: Path, ref: str) -> ModelSource:
+    path = Path(path)
+    if path.is_dir():
+        return resolve_folder(path, ref)
+    if path.is_file():
+        fn = {".gguf": resolve_gguf, ".onnx": resolve_onnx, ".tflite": resolve_tflite}.get(path.suffix.lower())
+        if fn:
+            return fn(path, ref)
+        if path.name == "config.json":
+            return resolve_hf_folder(path.parent, ref)
+        if path.suffix == ".safetensors":
+            return resolve_hf_folder(path.parent, ref)
+        raise ModelNotFoundError(f"{path}: not a model file (expected .gguf, .onnx, .tflite or a model folder)")
+    raise ModelNotFoundError(f"{path}: no such file or folder: check the path")
+
+
+def resolve_bundle(path: Path, ref: str) -> ModelSource:
+    manifest = read_manifest(path)
+    verify_bundle(path, manifest)
+    model = manifest.get("model") or {}
+    inner = path / model.get("path", "model")
+    src = resolve_path(inner, ref)
+    return ModelSource(ref=ref, kind=src.kind, path=src.path, task=src.task,
+                       name=manifest.get("name", path.name), arch=src.arch,
+                       extra={**src.extra, "bundle": str(path), "manifest": manifest})

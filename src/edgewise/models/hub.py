@@ -6,6 +6,7 @@ import os
 import re
 
 from edgewise.errors import ModelNotFoundError, OfflineError
+from edgewise.models.files import resolve_path
 from edgewise.models.source import ModelSource, register_resolver
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -13,8 +14,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "tokenizer*"]
 # huggingface_hub is imported inside resolve_hub: it takes a tenth of a second or more to import, and reads
 # HF_HUB_OFFLINE, HF_HOME and the cache paths from the environment once, at import; only hub ids need it.
-# resolve_path is imported there too, to break the cycle with edgewise.models, which imports this module to
-# register it (see tests/test_layers.py).
 
 
 def _offline() -> bool:
@@ -25,8 +24,6 @@ def _offline() -> bool:
 def resolve_hub(ref: str) -> ModelSource:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
-
-    from edgewise.models import resolve_path
 
     try:
         folder = snapshot_download(ref, allow_patterns=_PATTERNS, local_files_only=_offline())

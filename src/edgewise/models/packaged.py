@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgewise.errors import ModelNotFoundError
 from edgewise.models.parts import PartedFile, assemble, parts_installed
+from edgewise.models.files import resolve_path
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource, register_resolver
 
 
@@ -73,9 +74,6 @@ def is_installed(alias: str) -> bool:
 
 @register_resolver("packaged", claims=lambda ref: ref in PACKAGED)
 def resolve_packaged(ref: str) -> ModelSource:
-    # Imported here to break the cycle: edgewise.models imports this module to register it (tests/test_layers.py).
-    from edgewise.models import resolve_path
-
     m = PACKAGED[ref]
     inner = resolve_path(packaged_path(ref), ref)
     return ModelSource(ref=ref, kind=inner.kind, path=inner.path, task=m.task, name=ref, arch=inner.arch,

@@ -12,54 +12,13 @@ detectors plug in with `register_detector(kind)`.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, NamedTuple
+from typing import Iterable
 
 from edgewise.errors import EdgewiseError
-from edgewise.registry import Registry
-
-
-class Entity(NamedTuple):
-    kind: str
-    start: int
-    end: int
-    value: str
-
-
-Detector = Callable[[str], Iterable[Entity]]
-DETECTORS: Registry[Detector] = Registry("PII detector")
-
-# Placeholder label per kind, and the order in which overlapping matches win: the most specific,
-# best-validated kinds first, so a card number is never half-eaten by the phone pattern.
-LABELS = {
-    "email": "EMAIL",
-    "iban": "IBAN",
-    "credit_card": "CREDIT_CARD",
-    "us_ssn": "US_SSN",
-    "uk_nino": "UK_NINO",
-    "ipv6": "IPV6",
-    "ipv4": "IPV4",
-    "phone": "PHONE",
-    "person": "PERSON",
-    "street_address": "ADDRESS",
-}
-PRIORITY = list(LABELS)
-# Kinds whose spans come from a model and are fuzzy at the edges: where they overlap a validated
-# match, the rest of the span is kept (an address holding a phone-like postcode still gets redacted).
-FUZZY: set[str] = set()
-
-
-def register_detector(kind: str, fuzzy: bool = False) -> Callable[[Detector], Detector]:
-    """Hook for extra detectors, e.g. a local NER model: fn(text) -> iterable of Entity."""
-    if kind not in LABELS:
-        LABELS[kind] = re.sub(r"\W", "_", kind.upper())
-        PRIORITY.append(kind)
-    if fuzzy:
-        FUZZY.add(kind)
-    return DETECTORS.register(kind)
-
-
-def available_kinds() -> list[str]:
-    return [k for k in PRIORITY if k in DETECTORS]
+# The registry lives in pii_base so detectors can register without importing this module; re-exported here.
+from edgewise.route.pii_base import (  # noqa: F401
+    DETECTORS, FUZZY, LABELS, PRIORITY, Detector, Entity, available_kinds, register_detector,
+)
 
 
 # --- detection and redaction -----------------------------------------------------------------

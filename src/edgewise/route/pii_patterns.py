@@ -16,7 +16,7 @@ from typing import Iterable
 
 import phonenumbers as pn
 
-from edgewise.route.pii import Entity, register_detector
+from edgewise.route.pii_base import Entity, register_detector
 
 # --- validators ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.pii import Entity, register_detector
+from edgewise.route.pii_base import Entity, register_detector
 
 # onnxruntime and tokenizers are imported inside the functions that use them: edgewise.route imports this module to
 # register the tagger, which needs them only when a tagger model folder is found (register_default).

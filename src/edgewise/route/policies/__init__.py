@@ -6,9 +6,6 @@ A policy class has a `Config` dataclass (the keys of its `[policies.<name>]` tab
 
 from __future__ import annotations
 
-from edgewise.registry import Registry
-
-POLICIES: Registry[type] = Registry("routing policy")
-DEFAULT_ORDER = ("privacy", "connectivity", "confidence", "budget")
-
-from edgewise.route.policies import budget, confidence, connectivity, privacy  # noqa: E402,F401
+from edgewise.route.policies.base import DEFAULT_ORDER, POLICIES  # noqa: F401  (the registry, re-exported)
+# The built-ins register on import.
+from edgewise.route.policies import budget, confidence, connectivity, privacy  # noqa: F401

@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.policies import POLICIES
+from edgewise.route.policies.base import POLICIES
 from edgewise.route.types import CLOUD, EDGE, RouteContext, Verdict
 
 

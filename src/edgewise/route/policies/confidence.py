@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from edgewise.errors import EdgewiseError
 from edgewise.route.confidence import (DEFAULT_METHOD, PromptScorer, check_method, load_prompt_scorer,
                                        sequence_confidence)
-from edgewise.route.policies import POLICIES
+from edgewise.route.policies.base import POLICIES
 from edgewise.route.types import CLOUD, EDGE, RouteContext, Verdict
 
 SOURCES = ("logprobs", "prompt")

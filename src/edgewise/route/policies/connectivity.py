@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from edgewise.route.breaker import BreakerConfig, CircuitBreaker
-from edgewise.route.policies import POLICIES
+from edgewise.route.policies.base import POLICIES
 from edgewise.route.types import EDGE, RouteContext, Verdict
 
 

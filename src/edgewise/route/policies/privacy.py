@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from edgewise.errors import EdgewiseError
 from edgewise.route import pii
-from edgewise.route.policies import POLICIES
+from edgewise.route.policies.base import POLICIES
 from edgewise.route.types import EDGE, RouteContext, Verdict
 
 MODES = ("redact", "local-only", "off")
