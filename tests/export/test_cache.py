@@ -9,7 +9,9 @@ from edgewise.export.genai import build_genai
 from edgewise.models import load
 
 
-def test_rebuild_only_when_source_or_options_change(tmp_path):
+def test_rebuild_only_when_source_or_options_change(tmp_path, monkeypatch):
+    # A home of its own: the key is the content "v1", so a shared home would hold it from an earlier run.
+    monkeypatch.setenv("EDGEWISE_HOME", str(tmp_path / "home"))
     src = tmp_path / "src.txt"
     src.write_text("v1")
     calls = []
