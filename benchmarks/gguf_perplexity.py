@@ -54,11 +54,6 @@ def chunks(tokens: list[int], n_ctx: int, bos: int | None) -> list[list[int]]:
     return out
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
 def load_variant(name: str, model: str, threads: int):
     from edgewise.export.gguf_transcode import transcode_gguf
     from edgewise.models import load
@@ -73,10 +68,11 @@ def load_variant(name: str, model: str, threads: int):
 
 def score(lm, cks: list[list[int]], n_ctx: int) -> list[np.ndarray]:
     """Log-probabilities (positions first..n_ctx-2 of each chunk, over the whole vocabulary)."""
+    from edgewise.evaluate.base import log_softmax
     from edgewise.runtime.api import forward_logits
 
     first = n_ctx // 2
-    return [log_softmax(forward_logits(lm, c)[first:n_ctx - 1]) for c in cks]
+    return [log_softmax(forward_logits(lm, c)[first:n_ctx - 1], np.float64) for c in cks]
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgewise.route import Router
 from edgewise.route.decision_log import DecisionLog
+from edgewise.route.pii_tagger import _tag_cached
 from edgewise.runtime.types import GenerationResult
 
 rng = np.random.default_rng(0)
@@ -66,11 +67,7 @@ def main() -> None:
                     help="use a plain function as cloud_fn, which the router runs in a watchdog thread")
     ap.add_argument("--cached", action="store_true", help="let the PII tagger answer repeated prompts from its cache")
     args = ap.parse_args()
-    try:
-        from edgewise.route.pii_tagger import _tag_cached
-        forget = (lambda: None) if args.cached else _tag_cached.cache_clear
-    except ImportError:  # no tagger installed: nothing to forget
-        forget = lambda: None  # noqa: E731
+    forget = (lambda: None) if args.cached else _tag_cached.cache_clear
     doc = {"policies": {"privacy": {"mode": "redact"}, "connectivity": {},
                         "confidence": {"threshold": -1.0, "method": "p10"}, "budget": {"max_share": 0.5}}}
     edges = [gen(-0.2), gen(-1.5)]  # confident and unsure answers: half the requests try to escalate

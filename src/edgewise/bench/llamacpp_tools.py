@@ -14,6 +14,8 @@ import json
 import os
 import re
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 from edgewise.errors import BackendUnavailableError, EdgewiseError
@@ -67,8 +69,7 @@ def llama_bench(model: str | Path, threads: int, n_prompt: int = 512, n_gen: int
            "-r", str(reps), "-o", "json"]
     rc, stdout, stderr, peak = _run_watching_rss(cmd, env or tool_env(), timeout_s)
     if rc != 0:
-        tail = (stderr.strip().splitlines() or [f"exit {rc}"])[-1][:200]
-        raise EdgewiseError(f"llama-bench failed on {model}: {tail}")
+        raise _failed("llama-bench", model, rc, stderr)
     out: dict = {"command": " ".join(cmd), "peak_rss_mb": peak}
     for row in json.loads(stdout):
         key = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
@@ -89,11 +90,16 @@ def llama_perplexity(model: str | Path, text_file: str | Path, threads: int, n_c
     log = stdout + "\n" + stderr
     final = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", log)
     if rc != 0 or not final:
-        tail = (stderr.strip().splitlines() or [f"exit {rc}"])[-1][:200]
-        raise EdgewiseError(f"llama-perplexity failed on {model}: {tail}")
+        raise _failed("llama-perplexity", model, rc, stderr)
     chunks = re.search(r"calculating perplexity over (\d+) chunks", log)
     return {"ppl": float(final.group(1)), "ppl_err": float(final.group(2)),
             "chunks": int(chunks.group(1)) if chunks else None, "command": " ".join(cmd), "peak_rss_mb": peak}
+
+
+def _failed(tool: str, model: str | Path, rc: int, stderr: str) -> EdgewiseError:
+    """One line: the tool's last stderr line (or its exit code)."""
+    tail = (stderr.strip().splitlines() or [f"exit {rc}"])[-1][:200]
+    return EdgewiseError(f"{tool} failed on {model}: {tail}")
 
 
 def _vm_hwm_mb(pid: int) -> float | None:
@@ -111,9 +117,6 @@ def _run_watching_rss(cmd: list[str], env: dict, timeout_s: int) -> tuple[int, s
     """Run cmd; also return its peak RSS in MiB. getrusage(RUSAGE_CHILDREN) would carry the Python parent's
     peak across fork+exec, so poll the tool's own VmHWM (a high-water mark: the last read is the peak, up to
     the final 20 ms)."""
-    import tempfile
-    import time
-
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
         peak, t_end = None, time.monotonic() + timeout_s

@@ -42,18 +42,10 @@ class GgufTranscode:
         return f"GGUF blocks transcoded to MatMulNBits ({how}, no requantization)"
 
 
-def is_gguf_source(ctx_or_source) -> bool:
-    source = getattr(ctx_or_source, "source", ctx_or_source)
-    return getattr(source, "kind", None) == "gguf"
-
-
 @register_handler(GgufTranscode)
 def gguf_transcode(cfg: GgufTranscode, ctx: CompressContext, name: str) -> QuantResult:
     check_kind(ctx, DECODER, name, "GGUF transcoding is for language models")
-    if not is_gguf_source(ctx):
-        raise EdgewiseError(f"{name}: {ctx.source.ref} is a {ctx.source.kind} model, not a quantized .gguf file: "
-                            "use int4 or int8 to quantize it, or point --model at a GGUF")
-    # Imported here: the transcoder pulls in onnx and the genai builder, and discovery imports this module often.
+    # transcode_gguf refuses a source that is not a quantized GGUF, before any build. Imported here: the transcoder pulls in onnx and the genai builder, and discovery imports this module often.
     from edgewise.export.gguf_transcode import transcode_gguf
 
     t0 = time.perf_counter()

@@ -63,7 +63,7 @@ def relative_drop(task: Task, value: float, reference: float) -> float:
     return float(d)
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
+def log_softmax(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    x = np.asarray(x, dtype)
     m = x.max(-1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))

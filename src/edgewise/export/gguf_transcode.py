@@ -331,8 +331,8 @@ def transcode_gguf(source: ModelSource, accuracy_level: int = 4) -> Path:
     import onnx
 
     if source.kind != "gguf":
-        raise EdgewiseError(f"{source.ref}: transcoding reads a quantized .gguf file, not a {source.kind} model: "
-                            "use int8 or int4 to quantize it")
+        raise EdgewiseError(f"{source.ref} is a {source.kind} model, not a quantized .gguf file: use int4 or int8 to "
+                            "quantize it, or point --model at a GGUF")
     gguf_path = Path(source.path)
 
     def build(dst: Path) -> None:
