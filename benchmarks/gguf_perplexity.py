@@ -112,11 +112,25 @@ def main() -> None:
           f"({ref_cpp['seconds']} s)", file=sys.stderr)
 
     rows, ref_lp = {}, None
+
+    def save() -> None:
+        # Written after every variant, so a later failure never loses what was already measured.
+        if a.json_out:
+            Path(a.json_out).write_text(json.dumps({"args": vars(a), "tokens": len(tokens), "chunks": len(cks),
+                                                    "llama_perplexity": ref_cpp, "variants": rows}, indent=2))
+
+    save()
     order = (["torch"] if "torch" in variants else []) + [v for v in variants if v != "torch"]
     for v in order:
         t0 = time.perf_counter()
-        lm = load_variant(v, a.model, a.threads)
-        lps = score(lm, cks, a.ctx)
+        try:
+            lm = load_variant(v, a.model, a.threads)
+            lps = score(lm, cks, a.ctx)
+        except Exception as e:  # noqa: BLE001 - one variant's failure is a failed row, not a lost run
+            rows[v] = {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+            print(f"{v}: failed ({rows[v]['error']})", file=sys.stderr)
+            save()
+            continue
         nll = float(np.mean(np.concatenate([-lp[np.arange(len(t)), t] for lp, t in zip(lps, targets)])))
         row = {"ppl": math.exp(nll), "seconds": round(time.perf_counter() - t0, 1),
                "precision": getattr(lm, "precision", None), "size_mb": lm.size_bytes() / 1e6}
@@ -128,6 +142,7 @@ def main() -> None:
             row.update(kld=float(kld.mean()), same_top=float(same.mean()))
         rows[v] = row
         print(f"{v}: PPL {row['ppl']:.4f} ({row['seconds']} s)", file=sys.stderr)
+        save()
         del lm
 
     n = sum(len(t) for t in targets)
@@ -137,13 +152,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     print(f"| llama.cpp `llama-perplexity` | {ref_cpp['ppl']:.4f} | - | n/a | n/a | {gguf.stat().st_size / 1e6:.1f} |")
     for v, r in rows.items():
+        if "error" in r:
+            print(f"| {v} | failed: {r['error']} | | | | |")
+            continue
         kld = f"{r['kld']:.4f}" if "kld" in r else ("0 (reference)" if v == "torch" else "n/a")
         same = f"{r['same_top']:.3f}" if "same_top" in r else "-"
         print(f"| {v} | {r['ppl']:.4f} | {100 * (r['ppl'] / ref_cpp['ppl'] - 1):+.2f}% | {kld} | {same} | "
               f"{r['size_mb']:.1f} |")
-    if a.json_out:
-        Path(a.json_out).write_text(json.dumps({"args": vars(a), "tokens": len(tokens), "chunks": len(cks),
-                                                "llama_perplexity": ref_cpp, "variants": rows}, indent=2))
+    if any("error" in r for r in rows.values()):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

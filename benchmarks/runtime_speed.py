@@ -130,15 +130,27 @@ def main() -> None:
     if a.baseline not in variants:
         ap.error(f"--baseline {a.baseline} is not among --variants")
     results: dict[str, list[dict]] = {v: [] for v in variants}
+    failed: list[dict] = []
+
+    def save() -> None:
+        # Written after every child, so a crash or a failed peer never loses what was already measured.
+        if a.json_out:
+            with open(a.json_out, "w") as f:
+                json.dump({"args": vars(a), "runs": results, "failed": failed}, f, indent=2)
+
     for r in range(a.rounds):
         for v in variants:
             p = subprocess.run([sys.executable, __file__, "--child", v, "--model", a.model, "--tokens", str(a.tokens),
                                 "--threads", str(a.threads), "--passes", str(a.passes), "--prefill", str(a.prefill)],
                                capture_output=True, text=True)
             if p.returncode != 0:
-                print(f"{v}: skipped ({(p.stderr.strip().splitlines() or ['failed'])[-1][:160]})", file=sys.stderr)
+                why = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1][:160]
+                failed.append({"variant": v, "round": r, "error": why})
+                save()
+                print(f"{v}: failed ({why})", file=sys.stderr)
                 continue
             results[v].append({**json.loads(p.stdout.strip().splitlines()[-1]), "round": r})
+            save()
             x = results[v][-1]
             print(f"round {r + 1} {v}: {x['generation_tps']:.1f} tok/s decode, "
                   f"{_fmt(x['prefill_tps'], '.0f')} tok/s prefill", file=sys.stderr)
@@ -166,7 +178,11 @@ def main() -> None:
               f"{_fmt(s['size_mb'], '.1f')} |")
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump({"args": vars(a), "summary": summary, "runs": results}, f, indent=2)
+            json.dump({"args": vars(a), "summary": summary, "runs": results, "failed": failed}, f, indent=2)
+    if failed:
+        print(f"\n{len(failed)} run(s) failed: " + "; ".join(f"{x['variant']} round {x['round'] + 1}: {x['error']}"
+                                                          for x in failed), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
