@@ -75,6 +75,70 @@ def calibrate(
     con.print(f"policy written: {out}")
 
 
+def _num(x, fmt: str = "{:.3f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+@route_app.command("eval")
+def eval_cmd(
+    edge: str = typer.Option(..., "--edge", help="Edge model: packaged alias, GGUF, ONNX or HF folder."),
+    cloud: str = typer.Option(..., "--cloud", help="Cloud base URL of an OpenAI-compatible server, e.g. http://host:8080/v1."),
+    cloud_model: str = typer.Option(..., "--cloud-model", help="Model name the cloud server expects."),
+    task: list[str] = typer.Option(..., "--task", help="KIND:FILE with KIND mmlu, gsm8k, bigbench (task.json) or qa; repeat for more."),
+    out: Path = typer.Option(Path("route-eval"), "--out", help="Folder for the report (JSON), the answers (JSONL) and the plot."),
+    calibrate_out: Path | None = typer.Option(None, "--calibrate-out", help="Write the best policy here (TOML; a learned scorer goes beside it)."),
+    limit: int | None = typer.Option(None, "--limit", help="Items per task: a seeded sample, the same on every run."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --limit sample."),
+    target: float = typer.Option(0.95, "--target", help="Share of cloud-only quality the policy must keep."),
+    embed: str = typer.Option("minilm", "--embed", help="Prompt embedding for the learned signals: minilm, hash or none."),
+    backend: str = typer.Option("ort", "--backend", help="Edge backend."),
+    precision: str = typer.Option("auto", "--precision", help="Edge precision."),
+    threads: int | None = typer.Option(None, "--threads", help="Edge threads."),
+    cache: Path | None = typer.Option(None, "--cache", help="Answer cache (SQLite); default $EDGEWISE_HOME/route-answers.sqlite."),
+    cloud_key_env: str | None = typer.Option(None, "--cloud-key-env", help="Env var holding the cloud's bearer key."),
+    cloud_model_hash: str | None = typer.Option(None, "--cloud-model-hash", help="Hash of the cloud's weights, part of the cache key when known."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --calibrate-out if it exists."),
+):
+    """Run an edge and a cloud model on tasks with references, fit routers on one half, report the other."""
+    from edgewise.cli.optimize_cmd import RichProgress
+    from edgewise.route.evaluation import RouteEvalConfig, run_route_eval
+
+    if calibrate_out is not None and calibrate_out.exists() and not force:
+        raise EdgewiseError(f"{calibrate_out} exists: pass --force to overwrite it")
+    cfg = RouteEvalConfig(edge=edge, cloud_url=cloud, cloud_model=cloud_model, tasks=tuple(task), out=out,
+                          backend=backend, precision=precision, threads=threads, limit=limit, seed=seed,
+                          target=target, embed=embed, cache=cache, cloud_model_hash=cloud_model_hash,
+                          cloud_key_env=cloud_key_env, calibrate_out=calibrate_out)
+    err = Console(stderr=True)
+    progress = RichProgress(err)
+    try:
+        report, files = run_route_eval(cfg, progress)
+    finally:
+        progress.done()
+    con = Console()
+    fams = ", ".join(f"{f} {v['edge_quality']:.2f}/{v['cloud_quality']:.2f}" for f, v in report["families"].items())
+    con.print(f"{report['answered']} items answered by both ({report['failed']} failed); edge/cloud accuracy: {fams}")
+    t = Table(title=f"Held-out routing ({report['held_out_rows']} items; fitted on {report['calibration_rows']})")
+    for c in ("family", "signal", "n", "edge", "cloud", "APGR", "CPT(50%)", "CPT(80%)", f"cloud calls at {target:g}",
+              "AUROC"):
+        t.add_column(c, justify="left" if c in ("family", "signal") else "right")
+    for r in report["held_out"]:
+        t.add_row(r["family"], r["signal"], str(r["n"]), _num(r["edge_quality"]), _num(r["cloud_quality"]),
+                  _num(r["apgr"]), _num(r["cpt50"], "{:.1f}%"), _num(r["cpt80"], "{:.1f}%"),
+                  _num(r["escalated_at_95"], "{:.1%}"), _num(r["auroc_edge_right"]))
+    con.print(t)
+    d = Table(title="Pooled policy: threshold from the calibration half, applied to the held-out half")
+    for c in ("signal", "threshold", "APGR (calibration)", "escalated", "quality", "of cloud"):
+        d.add_column(c, justify="left" if c == "signal" else "right")
+    for r in report["deployed"]:
+        d.add_row(r["signal"] + (" (best)" if r["signal"] == report["best_signal"] else ""), _num(r["threshold"], "{:.4g}"),
+                  _num(r["calib_apgr"]), _num(r["held_escalated"], "{:.1%}"), _num(r["held_quality"]),
+                  _num(r["held_of_cloud"], "{:.1%}"))
+    con.print(d)
+    for k, p in files.items():
+        con.print(f"{k}: {p}")
+
+
 @route_app.command("train-scorer")
 def train_scorer(
     data: Path = typer.Option(..., "--data", help="JSONL rows with prompt, edge and cloud quality."),

@@ -66,6 +66,16 @@ def all_confidences(logprobs: Sequence[float]) -> dict[str, float]:
     return {m: sequence_confidence(logprobs, m) for m in METHODS}
 
 
+# The log-prob statistics a combined scorer sees beside the prompt embedding. An empty answer (-inf) is
+# floored: a finite feature keeps the logistic regression defined, and -30 is below any real token's log-prob.
+LOGPROB_FEATURES = ("p10", "mean", "min")
+LOGPROB_FLOOR = -30.0
+
+
+def logprob_features(logprobs: Sequence[float]) -> np.ndarray:
+    return np.array([max(sequence_confidence(logprobs, m), LOGPROB_FLOOR) for m in LOGPROB_FEATURES])
+
+
 # --- learned prompt scorer -------------------------------------------------------------------
 
 EmbedFn = Callable[[list[str]], np.ndarray]  # texts -> (N, D) float array
@@ -121,16 +131,28 @@ class LogisticScorer:
 
 
 class PromptScorer:
-    """A LogisticScorer plus the embedding it was trained on: score(prompt) -> P(edge good)."""
+    """A LogisticScorer plus the embedding it was trained on: score(prompt) -> P(edge good).
+    A combined scorer (meta features "embed+logprobs", written by `edgewise route eval`) also reads the
+    edge answer's log-prob statistics, so it needs the answer's log-probs."""
 
     def __init__(self, model: LogisticScorer, embed_fn: EmbedFn):
         self.model, self.embed_fn = model, embed_fn
 
-    def score(self, prompt: str) -> float:
-        return float(self.model.predict(self.embed_fn([prompt]))[0])
+    @property
+    def needs_answer(self) -> bool:
+        return self.model.meta.get("features") == "embed+logprobs"
 
-    def score_many(self, prompts: list[str]) -> np.ndarray:
-        return self.model.predict(self.embed_fn(prompts))
+    def score(self, prompt: str, logprobs: Sequence[float] | None = None) -> float:
+        return float(self.score_many([prompt], None if logprobs is None else [logprobs])[0])
+
+    def score_many(self, prompts: list[str], logprobs: list[Sequence[float]] | None = None) -> np.ndarray:
+        X = self.embed_fn(prompts)
+        if self.needs_answer:
+            if logprobs is None or len(logprobs) != len(prompts):
+                raise EdgewiseError("this scorer combines the prompt with the edge answer's log-probs: "
+                                    "use it with source = \"combined\", which generates the edge answer first")
+            X = np.hstack([X, np.stack([logprob_features(lp) for lp in logprobs])])
+        return self.model.predict(X)
 
 
 def hash_embed(texts: list[str], dim: int = 96) -> np.ndarray:
