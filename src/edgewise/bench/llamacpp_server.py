@@ -52,6 +52,7 @@ class LlamaServer:
         if threads < 1 or n_ctx < 64:
             raise EdgewiseError(f"llama.cpp server: threads must be >= 1 and n_ctx >= 64, got {threads}, {n_ctx}")
         self.alias, self.threads, self.n_ctx, self.start_timeout_s = alias, threads, n_ctx, start_timeout_s
+        self.own_log = log is None  # a log of our own choosing is removed on a clean stop
         self.log_path = Path(log) if log else Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -110,6 +111,8 @@ class LlamaServer:
                 pass
             self.proc.wait(timeout=10)
         self.proc = None
+        if self.own_log:
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "LlamaServer":
         return self.start()

@@ -7,12 +7,12 @@ request unanswered.
 """
 
 from edgewise.route.breaker import BreakerConfig, CircuitBreaker
-from edgewise.route.cloud import CloudAnswer, CloudClient, CloudConfig, CloudError
+from edgewise.route.cloud import CloudAnswer, CloudClient, CloudConfig, CloudDelta, CloudError
 from edgewise.route.decision_log import DecisionLog
 from edgewise.route.pii import detect, redact, restore
 from edgewise.route.router import Router, RouterConfig, RouteStream
 from edgewise.route.types import CLOUD, DEGRADED, EDGE, RouteResult, Verdict
 
-__all__ = ["BreakerConfig", "CircuitBreaker", "CloudAnswer", "CloudClient", "CloudConfig", "CloudError",
-           "DecisionLog", "detect", "redact", "restore", "Router", "RouterConfig", "RouteStream", "RouteResult",
-           "Verdict", "EDGE", "CLOUD", "DEGRADED"]
+__all__ = ["BreakerConfig", "CircuitBreaker", "CloudAnswer", "CloudClient", "CloudConfig", "CloudDelta",
+           "CloudError", "DecisionLog", "detect", "redact", "restore", "Router", "RouterConfig", "RouteStream",
+           "RouteResult", "Verdict", "EDGE", "CLOUD", "DEGRADED"]

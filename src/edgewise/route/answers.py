@@ -4,8 +4,8 @@ The cache is one SQLite file (default `$EDGEWISE_HOME/route-answers.sqlite`). A 
 model's identity, the messages and the generation settings:
 - an edge model is identified by the content hash of its file, its backend and its precision, so a
   re-quantized or replaced model never reuses old answers;
-- a cloud model by its URL and name, plus the model file's hash when the caller knows it (our benchmark
-  serves a GGUF whose sha256 is recorded).
+- a cloud model by the hash of its weights when the caller knows it (our benchmark serves a GGUF whose
+  sha256 is recorded), else by its URL and name.
 SQLite commits each answer as it comes, so an interrupted run keeps everything it had paid for.
 """
 
@@ -113,7 +113,9 @@ class CloudAnswerer:
                  key_env: str | None = None, client: Callable | None = None):
         self.client = client or CloudClient(CloudConfig(url=url, model=model, deadline_s=deadline_s,
                                                         key_env=key_env))
-        self.key = f"cloud:{url.rstrip('/')}:{model}:{model_hash or ''}"
+        # Known weights identify the model wherever they are served (a benchmark's loopback port changes every
+        # run); otherwise the endpoint and the name are all there is.
+        self.key = f"cloud:{model}:{model_hash}" if model_hash else f"cloud:{url.rstrip('/')}:{model}"
         self.name = f"{model} at {url}"
 
     def __call__(self, prompt: str, max_tokens: int) -> Answer:

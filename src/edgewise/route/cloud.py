@@ -4,7 +4,8 @@ Built for a router that must answer within a latency budget:
 - a short connect timeout, and every other timeout capped by the time left to the deadline;
 - bounded retries with full jitter, only where retrying can help: connection errors (refused,
   reset, dropped), HTTP 5xx and 429. A read timeout is not retried: the deadline is spent;
-- SSE streaming passed through as text deltas.
+- SSE streaming passed through as text deltas;
+- token log-probs (`logprobs.content`) passed through when the request asks for them and the cloud sends them.
 Every failure is a CloudError, which the router catches and answers from the edge instead.
 """
 
@@ -85,6 +86,26 @@ class CloudAnswer:
     usage: dict = field(default_factory=dict)
     attempts: int = 1
     latency_s: float = 0.0
+    logprobs: list[dict] | None = None  # the cloud's choices[0].logprobs.content, when it sent one
+
+
+class CloudDelta(str):
+    """A streamed text delta, with the log-probs of the tokens it holds (None when the cloud sent none).
+    A str, so a caller that wants only the text need not know."""
+
+    logprobs: list[dict] | None
+
+    def __new__(cls, text: str, logprobs: list[dict] | None = None):
+        self = super().__new__(cls, text)
+        self.logprobs = logprobs
+        return self
+
+
+def logprobs_content(choice: dict) -> list[dict] | None:
+    """A choice's `logprobs.content` list, or None where the cloud sent none (or something else)."""
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    return content if isinstance(content, list) else None
 
 
 def as_messages(request: str | list[dict]) -> list[dict]:
@@ -204,15 +225,18 @@ class CloudClient:
             raise CloudError("cloud sent a response that is not an OpenAI chat completion", "bad_response",
                              attempts=attempts) from None
         return CloudAnswer(text=text, model=obj.get("model", ""), finish_reason=choice.get("finish_reason"),
-                           usage=obj.get("usage") or {}, attempts=attempts, latency_s=self.clock() - t0)
+                           usage=obj.get("usage") or {}, attempts=attempts, latency_s=self.clock() - t0,
+                           logprobs=logprobs_content(choice))
 
-    def stream(self, messages: list[dict], *, deadline_s: float | None = None, **params) -> Iterator[str]:
+    def stream(self, messages: list[dict], *, deadline_s: float | None = None, **params) -> Iterator[CloudDelta]:
         """Text deltas of a streamed chat completion. Retries happen only before the first byte;
         a stream that breaks later raises CloudError (the caller decides what to do with the part)."""
         deadline = self._deadline(deadline_s)
         body = self._body(messages, True, params)
         resp, _ = self._with_retries(lambda timeout: self._send(body, timeout), deadline)
         done = False
+        # A token that ends mid-character comes with empty text: its log-probs ride on the next delta.
+        pending: list[dict] = []
         try:
             for line in resp.iter_lines():
                 if self.clock() > deadline:
@@ -227,11 +251,14 @@ class CloudClient:
                     obj = json.loads(data)
                     if "error" in obj:
                         raise CloudError("cloud reported an error mid-stream", "bad_response")
-                    delta = (obj["choices"][0].get("delta") or {}).get("content") if obj.get("choices") else None
+                    choice = obj["choices"][0] if obj.get("choices") else {}
+                    delta = (choice.get("delta") or {}).get("content")
+                    pending += logprobs_content(choice) or []
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                     raise CloudError("cloud sent a malformed stream event", "bad_response") from None
                 if delta:
-                    yield delta
+                    yield CloudDelta(delta, pending or None)
+                    pending = []
         except httpx.TimeoutException:
             raise CloudError("cloud stream stalled past the deadline", "timeout") from None
         except httpx.HTTPError as e:
@@ -241,11 +268,11 @@ class CloudClient:
         if not done:
             raise CloudError("cloud stream ended without [DONE]", "connect")
 
-    # The router's cloud_fn / cloud_stream_fn signatures: (request, deadline_s) -> ...
+    # The router's cloud_fn / cloud_stream_fn signatures: (request, deadline_s, **params) -> ...
     def __call__(self, request: str | list[dict], deadline_s: float | None = None, **params) -> CloudAnswer:
         return self.chat(as_messages(request), deadline_s=deadline_s, **params)
 
-    def stream_fn(self, request: str | list[dict], deadline_s: float | None = None, **params) -> Iterator[str]:
+    def stream_fn(self, request: str | list[dict], deadline_s: float | None = None, **params) -> Iterator[CloudDelta]:
         return self.stream(as_messages(request), deadline_s=deadline_s, **params)
 
 

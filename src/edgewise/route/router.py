@@ -6,9 +6,10 @@ latency budget, and any cloud failure falls back to the edge answer (`edge-degra
     result.text, result.answered_by, result.reason, result.headers()
 
 edge_fn(request) returns an object with `.text` and `.logprobs` (the runtime's GenerationResult).
-cloud_fn(request, deadline_s) returns a str or an object with `.text` (CloudClient is one) and
-raises on failure. request is a prompt string or OpenAI-style messages; the cloud gets the same
-shape, with PII replaced by placeholders in redact mode.
+cloud_fn(request, deadline_s, **cloud_params) returns a str or an object with `.text` (CloudClient is one)
+and raises on failure. request is a prompt string or OpenAI-style messages; the cloud gets the same
+shape, with PII replaced by placeholders in redact mode. cloud_params are OpenAI request fields
+(max_tokens, temperature, logprobs, ...), passed on only when the caller gives some.
 
 The configuration (RouterConfig, policy files) is in config.py, the streaming answer (RouteStream) in stream.py.
 """
@@ -130,7 +131,7 @@ class Router:
     def _cloud_budget(self, ctx: RouteContext, deadline: float) -> float:
         return deadline - self.clock() - (0.0 if ctx.edge_done else self._edge_reserve())
 
-    def _call_cloud(self, fn: Callable, req: Request, budget: float, timing: dict):
+    def _call_cloud(self, fn: Callable, req: Request, budget: float, timing: dict, params: dict):
         # A cloud_fn that says it honours its deadline (CloudClient) runs inline. Any other runs in
         # a watchdog thread so that it cannot hold the request past its budget (the thread is
         # left to finish on its own). timing["cloud_s"] gets the cloud_fn's own time; starting
@@ -138,7 +139,7 @@ class Router:
         if getattr(fn, "honours_deadline", False):
             t = self.clock()
             try:
-                v = fn(req, budget)
+                v = fn(req, budget, **params)
             finally:
                 timing["cloud_s"] = self.clock() - t
             return v if hasattr(v, "text") else CloudAnswer(text=str(v))
@@ -148,7 +149,7 @@ class Router:
         def run():
             t = self.clock()
             try:
-                box["v"] = fn(req, budget)
+                box["v"] = fn(req, budget, **params)
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 box["e"] = e
             finally:
@@ -175,8 +176,10 @@ class Router:
         return str(e) if isinstance(e, CloudError) else f"cloud_fn raised {type(e).__name__}"
 
     def route(self, request: Request, edge_fn: Callable[[Request], Any], cloud_fn: Callable | None = None,
-              deadline_s: float | None = None, request_id: str | None = None) -> RouteResult:
-        """Answer one request. Never raises for a cloud problem; edge_fn errors propagate."""
+              deadline_s: float | None = None, request_id: str | None = None,
+              cloud_params: dict | None = None) -> RouteResult:
+        """Answer one request. Never raises for a cloud problem; edge_fn errors propagate.
+        cloud_params: OpenAI request fields for the cloud (max_tokens, temperature, logprobs, ...)."""
         t0 = self.clock()
         deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
         cloud_fn = cloud_fn or self.cloud_fn
@@ -190,7 +193,7 @@ class Router:
                 ctx.escalated = True
                 timing: dict[str, float] = {}
                 try:
-                    cloud_answer = self._call_cloud(cloud_fn, ctx.cloud_request, budget, timing)
+                    cloud_answer = self._call_cloud(cloud_fn, ctx.cloud_request, budget, timing, cloud_params or {})
                     if self.breaker is not None:
                         self.breaker.record_success()
                     answer = restore(cloud_answer.text, ctx.mapping)
@@ -238,10 +241,11 @@ class Router:
 
     def open_stream(self, request: Request, edge_fn: Callable[[Request], Any],
                     cloud_stream_fn: Callable | None = None, deadline_s: float | None = None,
-                    request_id: str | None = None) -> RouteStream:
+                    request_id: str | None = None, cloud_params: dict | None = None) -> RouteStream:
         """Decide, and if escalating wait for the cloud's first delta, so that `answered_by` is
         known before the first byte goes out (it belongs in a header). Iterate the result for
-        text deltas; `.result` holds the final RouteResult once iteration ends."""
+        text deltas (a CloudClient's carry their log-probs unless the prompt was redacted); `.result`
+        holds the final RouteResult once iteration ends."""
         t0 = self.clock()
         deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
         fn = cloud_stream_fn or self.cloud_stream_fn
@@ -255,7 +259,7 @@ class Router:
                 ctx.escalated = True
                 c0 = self.clock()
                 try:
-                    it = iter(fn(ctx.cloud_request, budget))
+                    it = iter(fn(ctx.cloud_request, budget, **(cloud_params or {})))
                     first = next(it, None)
                 except Exception as e:  # noqa: BLE001
                     reason, degraded = f"{reason}; {self._cloud_failed(e)}", True

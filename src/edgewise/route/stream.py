@@ -74,12 +74,16 @@ class RouteStream:
                                     self.request_id)
             return
         restorer, parts, ok = StreamRestorer(self.ctx.mapping), [], True
+        # Deltas pass through as they are (CloudDelta keeps its log-probs) unless the prompt was redacted: then
+        # the restorer yields plain text, as the cloud's tokens (placeholders) are not the text the client gets.
+        logprobs: list[dict] = []
         deltas = self._it if self._first is None else itertools.chain([self._first], self._it)
         try:
             for delta in deltas:
                 out = restorer.feed(delta)
                 if out:
                     parts.append(out)
+                    logprobs += getattr(out, "logprobs", None) or []
                     yield out
         except Exception as e:  # noqa: BLE001 - the answer so far stands; say that it broke
             ok = False
@@ -95,6 +99,6 @@ class RouteStream:
                 r.breaker.record_success()
             self.cloud_s = r.clock() - self._c0
             self.result = r._finish(self.ctx, self.t0, "".join(parts), CLOUD, self.reason, self.cloud_s,
-                                    CloudAnswer(text="".join(parts)), self.request_id)
+                                    CloudAnswer(text="".join(parts), logprobs=logprobs or None), self.request_id)
         if tail:
             yield tail

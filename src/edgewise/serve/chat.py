@@ -20,6 +20,21 @@ def _route_headers(answered_by: str, reason: str) -> dict[str, str]:
     return RouteResult("", answered_by, reason).headers()
 
 
+def cloud_params(req: ChatRequest) -> dict:
+    """The request's OpenAI fields that an escalation passes on, where the client set them. `stop` stays here: it is
+    text the privacy policy never looked at."""
+    s = req.sampling
+    p = {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
+    if req.logprobs:
+        # llama.cpp's server sends no log-probs without top_logprobs; 0 asks for the chosen tokens' alone.
+        p.update(logprobs=True, top_logprobs=req.top_logprobs or 0)
+    return {k: v for k, v in p.items() if v is not None}
+
+
+def _logprobs(content: list | None) -> dict | None:
+    return None if content is None else {"content": content}
+
+
 async def chat(request: Request):
     state: ServerState = request.app.state.edgewise
     req = parse_chat(parse_json(await request.body()))
@@ -34,7 +49,8 @@ async def chat(request: Request):
             # Decide before the first byte: who answers goes in the response headers.
             try:
                 route_stream = await state.run_in_pool(
-                    lambda: state.router.open_stream(req.messages, lambda _r: job.edge(), request_id=job.id))
+                    lambda: state.router.open_stream(req.messages, lambda _r: job.edge(), request_id=job.id,
+                                                     cloud_params=cloud_params(req)))
             except BaseException:
                 state.gate.release()
                 raise
@@ -57,7 +73,8 @@ class _ChatJob:
         state, lm = self.state, self.lm
         answered_by, reason, extra = EDGE, NO_CLOUD, {}
         if state.router is not None:
-            res = state.router.route(self.req.messages, lambda _r: self.edge(), request_id=self.id)
+            res = state.router.route(self.req.messages, lambda _r: self.edge(), request_id=self.id,
+                                     cloud_params=cloud_params(self.req))
             text, answered_by, reason = res.text, res.answered_by, res.reason
             edge = res.edge
             extra = res.route_info()
@@ -68,7 +85,10 @@ class _ChatJob:
         state.metrics.add("answered_by", label=answered_by)
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
                   "logprobs": None}
-        if self.req.logprobs and edge is not None and answered_by != "cloud":
+        if self.req.logprobs and answered_by == "cloud":
+            # The cloud's own, when it sent them; none for a redacted prompt, whose tokens are not the answer's text.
+            choice["logprobs"] = None if res.redacted else _logprobs(getattr(res.cloud, "logprobs", None))
+        elif self.req.logprobs and edge is not None:
             tok = lm.tokenizer
             choice["logprobs"] = {"content": [
                 {"token": tok.token_str(t), "logprob": lp, "bytes": list(tok.token_str(t).encode()), "top_logprobs": []}
@@ -80,9 +100,14 @@ class _ChatJob:
                 "edgewise": {"answered_by": answered_by, "reason": reason, **extra}}
         return JSONResponse(body, headers=_route_headers(answered_by, reason))
 
-    def _chunk(self, delta: dict, finish=None, **more) -> str:
+    def _chunk(self, delta: dict, finish=None, logprobs: dict | None = None, **more) -> str:
         return data({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.lm.name,
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **more})
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}], **more})
+
+    def _delta(self, piece: str) -> str:
+        # A cloud delta (CloudDelta) carries its tokens' log-probs; an edge delta is a plain str.
+        lp = getattr(piece, "logprobs", None) if self.req.logprobs else None
+        return self._chunk({"content": piece}, logprobs=_logprobs(lp))
 
     def stream(self, route_stream=None):
         route_info = ({"answered_by": route_stream.answered_by, "reason": route_stream.reason} if route_stream
@@ -118,5 +143,5 @@ class _ChatJob:
             return events
 
         headers = route_stream.headers() if route_stream else _route_headers(EDGE, NO_CLOUD)
-        return sse_response(self.state, "/v1/chat/completions stream", work, lambda text: self._chunk({"content": text}),
+        return sse_response(self.state, "/v1/chat/completions stream", work, self._delta,
                             first=(self._chunk({"role": "assistant", "content": ""}),), headers=headers)

