@@ -6,6 +6,10 @@ Every request is new to the PII tagger (its per-text cache is cleared first), as
 arrives once; --cached measures the repeat-prompt path instead (the tagger answers from its cache).
 
     .venv/bin/python benchmarks/router_overhead.py [--n 5000] [--json] [--watchdog] [--cached]
+        [--source logprobs|prompt|combined --scorer FILE.npz]
+
+--source prompt/combined puts a learned scorer (from `edgewise route eval` or `route train-scorer`) in the
+confidence policy: its MiniLM forward pass then counts as router overhead, as it does in a server.
 """
 
 from __future__ import annotations
@@ -66,10 +70,17 @@ def main() -> None:
     ap.add_argument("--watchdog", action="store_true",
                     help="use a plain function as cloud_fn, which the router runs in a watchdog thread")
     ap.add_argument("--cached", action="store_true", help="let the PII tagger answer repeated prompts from its cache")
+    ap.add_argument("--source", default="logprobs", choices=("logprobs", "prompt", "combined"),
+                    help="the confidence policy's source")
+    ap.add_argument("--scorer", type=Path, help="the learned scorer for --source prompt/combined")
     args = ap.parse_args()
+    if args.source != "logprobs" and args.scorer is None:
+        ap.error(f"--source {args.source} needs --scorer FILE.npz")
     forget = (lambda: None) if args.cached else _tag_cached.cache_clear
+    conf = {"threshold": -1.0, "method": "p10"} if args.source == "logprobs" else \
+        {"threshold": 0.5, "source": args.source, "scorer": str(args.scorer.resolve())}
     doc = {"policies": {"privacy": {"mode": "redact"}, "connectivity": {},
-                        "confidence": {"threshold": -1.0, "method": "p10"}, "budget": {"max_share": 0.5}}}
+                        "confidence": conf, "budget": {"max_share": 0.5}}}
     edges = [gen(-0.2), gen(-1.5)]  # confident and unsure answers: half the requests try to escalate
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +113,8 @@ def main() -> None:
         print(json.dumps(out, indent=2))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; wall = router overhead per request, "
-          f"cpu = routing thread's CPU time; PII tagger {'cached' if args.cached else 'cold (every prompt new)'}")
+          f"cpu = routing thread's CPU time; PII tagger {'cached' if args.cached else 'cold (every prompt new)'}; "
+          f"confidence source {args.source}")
     print(f"{'prompt':<14}{'chars':>7}{'n':>7}{'wall p50':>10}{'wall p95':>10}{'wall p99':>10}{'p95 edge':>10}"
           f"{'p95 cloud':>11}{'cpu p50':>9}{'cpu p95':>9}")
     for name, r in out.items():

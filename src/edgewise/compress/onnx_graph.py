@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -253,6 +253,52 @@ def apply(model, quantized: dict[str, QTensor], accuracy_level: int | dict[str, 
     g.initializer.extend(kept)
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+
+
+def quantize_embeddings(model, quantize: Callable[[np.ndarray], QTensor]) -> list[str]:
+    """Untied token embeddings (Gather over a 2-D float table [V, H]) read through GatherBlockQuantized, so the
+    table is stored like the weights around it instead of in fp32: llama.cpp quantizes token_embd the same way, and
+    for a model with a large vocabulary and an untied head (Qwen2.5 0.5B: 136M of 630M weights) the fp32 table is
+    most of the file. `quantize` gets the table as a MatMul weight (H, V) and must return a symmetric grid whose
+    block divides H; anything else keeps the fp32 table. Returns the tables replaced."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    users: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            users.setdefault(x, []).append(n)
+    done = []
+    for name, t in list(inits.items()):
+        if len(t.dims) != 2 or not users.get(name) or not all(
+                u.op_type == "Gather" and u.input[0] == name for u in users[name]):
+            continue
+        table = numpy_helper.to_array(t)
+        if table.dtype != np.float32:
+            continue
+        q = quantize(np.ascontiguousarray(table.T))
+        if not _packed_lookup_ok(q):
+            continue
+        row_bytes = q.k_blocks * q.grid.block_size * q.grid.bits // 8
+        data, scales = name + f"_gbq_Q{q.grid.bits}", name + "_gbq_scales"
+        g.initializer.extend([numpy_helper.from_array(q.packed().reshape(q.N, row_bytes), data),
+                              numpy_helper.from_array(q.scales.astype(np.float32), scales)])
+        for u in users[name]:
+            axis = next((helper.get_attribute_value(a) for a in u.attribute if a.name == "axis"), 0)
+            ids = u.input[1]
+            u.op_type, u.domain = "GatherBlockQuantized", MS_DOMAIN
+            del u.input[:]
+            u.input.extend([data, ids, scales])
+            del u.attribute[:]
+            u.attribute.extend([helper.make_attribute("bits", q.grid.bits),
+                                helper.make_attribute("block_size", q.grid.block_size),
+                                helper.make_attribute("gather_axis", int(axis)), helper.make_attribute("quantize_axis", 1)])
+        g.initializer.remove(t)
+        done.append(name)
+    if done and not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return done
 
 
 def _packed_lookup_ok(q: QTensor) -> bool:

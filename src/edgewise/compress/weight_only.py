@@ -53,9 +53,11 @@ def builder_extra(cfg: Int8WeightOnly | Int4WeightOnly) -> dict:
     if cfg.block_size != 32:
         extra["block_size"] = str(cfg.block_size)
     if not cfg.symmetric:
-        # An asymmetric table cannot be shared with the lookup (FIELD_NOTES: it would not load otherwise).
+        # An asymmetric table cannot be shared with the lookup (FIELD_NOTES: it would not load otherwise), nor
+        # quantized for it: the embedding keeps fp32.
         extra["is_symmetric"] = "false"
         extra["shared_embeddings"] = "false"
+        extra["op_types_to_quantize"] = "MatMul"
     if cfg.accuracy_level != 4:
         extra["accuracy_level"] = str(cfg.accuracy_level)
     if getattr(cfg, "algo", "rtn") == "k_quant":
@@ -95,6 +97,7 @@ def rewrite(ctx: CompressContext, kind: str, plan_fn: PlanFn, cache_opts: dict) 
         base = ctx.base_model()
         hs = ctx.hessians(calib_tokens(plan)) if calib_tokens(plan) else {}
         model = og.load(base)
+        emb = _embedding_config(og.matmul_weights(model), plan) if ctx.kind == DECODER else None
         quantized, levels = {}, {}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # GPTQ's small matrix ops: one thread beats a contended pool (see gptq.py)
@@ -112,10 +115,22 @@ def rewrite(ctx: CompressContext, kind: str, plan_fn: PlanFn, cache_opts: dict) 
         finally:
             torch.set_num_threads(threads)
         og.apply(model, quantized, levels)
+        if emb is not None:
+            og.quantize_embeddings(model, lambda w: rtn(w, emb.grid))
         og.save(model, base.parent, out, model_name=base.name, skip=_skip_files(ctx))
         for fname, text in extra_files.items():
             (out / fname).write_text(text)
     return cached_build(kind, ctx.base_folder(), cache_opts, build)
+
+
+def _embedding_config(weights: list, plan: dict) -> WeightConfig | None:
+    """The grid an untied token embedding gets: the head's (the widest MatMul: vocabulary outputs), when it is
+    symmetric, which GatherBlockQuantized needs; None keeps the table fp32. Round-to-nearest, since a lookup has no
+    activations for GPTQ to weigh."""
+    if not weights:
+        return None
+    cfg = plan.get(max(weights, key=lambda w: w.N).weight)
+    return cfg if cfg is not None and cfg.grid.symmetric else None
 
 
 def _skip_files(ctx: CompressContext) -> tuple[str, ...]:
