@@ -123,7 +123,9 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calib-tokens", type=int, default=2048)
-    ap.add_argument("--llama-types", default=",".join(LLAMA_TYPES))
+    ap.add_argument("--llama-types", default=",".join(LLAMA_TYPES),
+                    help="llama-quantize types, each TYPE or TYPE:TABLES (TABLES: the head and embedding type)")
+    ap.add_argument("--keep", action="store_true", help="merge into an existing --json-out instead of starting over")
     ap.add_argument("--ours", default=",".join(OURS))
     ap.add_argument("--work", type=Path, help="folder for the requantized GGUFs (default: a temporary one)")
     ap.add_argument("--json-out", type=Path)
@@ -149,6 +151,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = tool_env()
     rows: dict[str, dict] = {}
+    if a.keep and a.json_out and a.json_out.is_file():
+        rows = {k: v for k, v in json.loads(a.json_out.read_text())["rows"].items() if k != "source"}
 
     def save() -> None:
         if a.json_out:
@@ -167,20 +171,26 @@ def main() -> None:
 
     imatrix = work / "imatrix.dat"
     try:
-        run([str(require_tool("llama-imatrix")), "-m", str(gguf), "-f", str(calib), "-o", str(imatrix),
-             "-c", str(a.ctx), "-t", str(a.threads)], env)
+        if not imatrix.is_file():  # one per --work folder: the calibration text and model do not change in a run
+            run([str(require_tool("llama-imatrix")), "-m", str(gguf), "-f", str(calib), "-o", str(imatrix),
+                 "-c", str(a.ctx), "-t", str(a.threads)], env)
     except RuntimeError as e:
         print(f"imatrix: {e}", flush=True)
         imatrix = None
-    for qtype in filter(None, a.llama_types.split(",")):
+    for spec in filter(None, a.llama_types.split(",")):
+        # TYPE or TYPE:TABLES, where TABLES sets --output-tensor-type and --token-embedding-type (by default
+        # llama-quantize keeps the head at Q8_0 or Q6_K, which is 1.8 of this model's bits per weight).
+        qtype, _, tables = spec.partition(":")
         for imat in (None, imatrix) if imatrix else (None,):
-            name = qtype + ("+imatrix" if imat else "")
-            out = work / f"{name}.gguf"
+            name = qtype + (f"/tables-{tables}" if tables else "") + ("+imatrix" if imat else "")
+            out = work / f"{name.replace('/', '_')}.gguf"
             t0 = time.perf_counter()
             try:
                 cmd = [str(require_tool("llama-quantize")), "--allow-requantize"]
                 if imat:
                     cmd += ["--imatrix", str(imat)]
+                if tables:
+                    cmd += ["--output-tensor-type", tables, "--token-embedding-type", tables]
                 run(cmd + [str(gguf), str(out), qtype, str(a.threads)], env)
                 k, same = kld(ref, hf_logprobs(out, cks, a.ctx))
                 rows[name] = {"by": "llama.cpp", "bpw": gguf_bits_per_weight(out), "kld": k, "same_top": same,
