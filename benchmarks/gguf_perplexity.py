@@ -75,6 +75,13 @@ def score(lm, cks: list[list[int]], n_ctx: int) -> list[np.ndarray]:
     return [log_softmax(forward_logits(lm, c)[first:n_ctx - 1], np.float64) for c in cks]
 
 
+def kl_divergence(ref: list[np.ndarray], q: list[np.ndarray]) -> tuple[float, float]:
+    """(mean KL(ref || q) per scored position, share of positions with the same top-1), from per-chunk log-probs."""
+    k = np.concatenate([(np.exp(r.astype(np.float64)) * (r - s)).sum(-1) for r, s in zip(ref, q)])
+    same = np.concatenate([r.argmax(-1) == s.argmax(-1) for r, s in zip(ref, q)])
+    return float(k.mean()), float(same.mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m", help="a packaged alias or a .gguf path")
@@ -137,9 +144,8 @@ def main() -> None:
         if v == "torch":
             ref_lp = lps
         elif ref_lp is not None:
-            kld = np.concatenate([(np.exp(r) * (r - q)).sum(-1) for r, q in zip(ref_lp, lps)])
-            same = np.concatenate([r.argmax(-1) == q.argmax(-1) for r, q in zip(ref_lp, lps)])
-            row.update(kld=float(kld.mean()), same_top=float(same.mean()))
+            kld, same = kl_divergence(ref_lp, lps)
+            row.update(kld=kld, same_top=same)
         rows[v] = row
         print(f"{v}: PPL {row['ppl']:.4f} ({row['seconds']} s)", file=sys.stderr)
         save()

@@ -10,6 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
+from edgewise.route import eval_command as cmd
 from edgewise.route import evaluation as ev
 from edgewise.route.confidence import hash_embed
 
@@ -59,7 +60,7 @@ def test_informative_log_probs_route_well_held_out(tmp_path):
     assert dep["p10"]["held_of_cloud"] > 0.9 and dep["p10"]["held_escalated"] < 0.8
     assert report["best_signal"] in ev.SIGNALS
     # The JSON report is strict JSON: no NaN.
-    text = json.dumps(ev.json_report(report), allow_nan=False)
+    text = json.dumps(cmd.json_report(report), allow_nan=False)
     assert '"best_signal"' in text
 
 
@@ -70,7 +71,7 @@ def test_policy_loads_in_the_router(tmp_path):
     for sig in ("p10", "combined", "prompt"):
         report["best_signal"] = sig
         out = tmp_path / f"{sig}.toml"
-        out.write_text(ev.policy_for(report, out))
+        out.write_text(cmd.policy_for(report, out))
         conf = tomllib.loads(out.read_text())["policies"]["confidence"]
         assert conf["source"] == ("logprobs" if sig == "p10" else sig)
         if sig != "p10":

@@ -101,7 +101,7 @@ def eval_cmd(
 ):
     """Run an edge and a cloud model on tasks with references, fit routers on one half, report the other."""
     from edgewise.cli.optimize_cmd import RichProgress
-    from edgewise.route.evaluation import RouteEvalConfig, run_route_eval
+    from edgewise.route.eval_command import RouteEvalConfig, run_route_eval
 
     if calibrate_out is not None and calibrate_out.exists() and not force:
         raise EdgewiseError(f"{calibrate_out} exists: pass --force to overwrite it")

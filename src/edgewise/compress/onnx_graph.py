@@ -197,10 +197,7 @@ def apply(model, quantized: dict[str, QTensor], accuracy_level: int | dict[str, 
     from onnx import helper, numpy_helper
 
     g = model.graph
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    consumers = _consumers(g)
     keep_float: set[str] = set()
     new_nodes = []
     for n in g.node:
@@ -235,14 +232,7 @@ def apply(model, quantized: dict[str, QTensor], accuracy_level: int | dict[str, 
             final.append(helper.make_node("Reshape", [w + f"_Q{q.grid.bits}", shape_name], [w + "_gbq_data"],
                                           name=w + "/gbq_reshape"))
             for c in consumers[n.output[0]]:
-                gin = [w + "_gbq_data", c.input[1], w + "_scales"]
-                axis = next((helper.get_attribute_value(a) for a in c.attribute if a.name == "axis"), 0)
-                c.op_type, c.domain = "GatherBlockQuantized", MS_DOMAIN
-                del c.input[:]
-                c.input.extend(gin)
-                del c.attribute[:]
-                c.attribute.extend([helper.make_attribute("bits", q.grid.bits), helper.make_attribute("block_size", q.grid.block_size),
-                                    helper.make_attribute("gather_axis", int(axis)), helper.make_attribute("quantize_axis", 1)])
+                _as_gather_block_quantized(c, w + "_gbq_data", w + "_scales", q)
             keep_float.discard(w)
             continue
         final.append(n)
@@ -265,10 +255,7 @@ def quantize_embeddings(model, quantize: Callable[[np.ndarray], QTensor]) -> lis
 
     g = model.graph
     inits = {t.name: t for t in g.initializer}
-    users: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            users.setdefault(x, []).append(n)
+    users = _consumers(g)
     done = []
     for name, t in list(inits.items()):
         if len(t.dims) != 2 or not users.get(name) or not all(
@@ -285,20 +272,36 @@ def quantize_embeddings(model, quantize: Callable[[np.ndarray], QTensor]) -> lis
         g.initializer.extend([numpy_helper.from_array(q.packed().reshape(q.N, row_bytes), data),
                               numpy_helper.from_array(q.scales.astype(np.float32), scales)])
         for u in users[name]:
-            axis = next((helper.get_attribute_value(a) for a in u.attribute if a.name == "axis"), 0)
-            ids = u.input[1]
-            u.op_type, u.domain = "GatherBlockQuantized", MS_DOMAIN
-            del u.input[:]
-            u.input.extend([data, ids, scales])
-            del u.attribute[:]
-            u.attribute.extend([helper.make_attribute("bits", q.grid.bits),
-                                helper.make_attribute("block_size", q.grid.block_size),
-                                helper.make_attribute("gather_axis", int(axis)), helper.make_attribute("quantize_axis", 1)])
+            _as_gather_block_quantized(u, data, scales, q)
         g.initializer.remove(t)
         done.append(name)
     if done and not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     return done
+
+
+def _consumers(g) -> dict[str, list]:
+    """Tensor name -> the nodes that read it."""
+    out: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            out.setdefault(x, []).append(n)
+    return out
+
+
+def _as_gather_block_quantized(node, data: str, scales: str, q: QTensor) -> None:
+    """Turn a Gather over a float table into GatherBlockQuantized over `data` (rows of packed blocks) and `scales`,
+    in place; the indices and the gather axis stay."""
+    from onnx import helper
+
+    axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+    ids = node.input[1]
+    node.op_type, node.domain = "GatherBlockQuantized", MS_DOMAIN
+    del node.input[:]
+    node.input.extend([data, ids, scales])
+    del node.attribute[:]
+    node.attribute.extend([helper.make_attribute("bits", q.grid.bits), helper.make_attribute("block_size", q.grid.block_size),
+                           helper.make_attribute("gather_axis", int(axis)), helper.make_attribute("quantize_axis", 1)])
 
 
 def _packed_lookup_ok(q: QTensor) -> bool:
