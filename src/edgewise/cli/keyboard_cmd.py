@@ -24,6 +24,8 @@ app.add_typer(keyboard_app, name="keyboard")
 
 MODEL_HELP = "Keyboard LM: an HF folder, alias or path (default: models/keyboard-student, else smollm2-135m)."
 PRECISION_HELP = "auto | fp32 | int8 | int4. auto: int4 on ort (3 MB, same KSR as fp32), fp32 on torch."
+NGRAM_HELP = ("Count model mixed with the LM: auto (the one shipped beside the model, models/keyboard-ngram), "
+              "none (the LM alone), or a folder from `edgewise keyboard build-ngram`.")
 STORE_HELP = "Personal store (SQLite). Default: $EDGEWISE_HOME/keyboard/personal.sqlite."
 
 
@@ -31,14 +33,15 @@ def _quiet() -> None:
     _quiet_libraries()
 
 
-def _engine(model: Optional[str], backend: str, precision: str, store, forwards: int | None = None):
+def _engine(model: Optional[str], backend: str, precision: str, store, forwards: int | None = None,
+            ngram: str = "auto"):
     from edgewise.apps.keyboard import KeyboardConfig, load_keyboard
 
     cfg = KeyboardConfig(forwards_per_key=forwards) if forwards else None
     if precision == "auto":
         # Measured on the student: int4 keeps fp32's keystroke savings at a sixth of the size and half the time.
         precision = "int4" if backend == "ort" else "fp32"
-    return load_keyboard(model, backend=backend, precision=precision, personal=store, config=cfg)
+    return load_keyboard(model, backend=backend, precision=precision, personal=store, config=cfg, ngram=ngram)
 
 
 @keyboard_app.callback()
@@ -53,6 +56,7 @@ def keyboard(
     no_learn: bool = typer.Option(False, "--no-learn", help="Do not learn from what is typed."),
     forwards: Optional[int] = typer.Option(None, "--forwards-per-key", min=1,
                                            help="Forward passes one keystroke may run (default 2)."),
+    ngram: str = typer.Option("auto", "--ngram", help=NGRAM_HELP),
 ) -> None:
     """Type with next-word suggestions: a terminal UI, or a browser page with --web."""
     if ctx.invoked_subcommand is not None:
@@ -63,7 +67,7 @@ def keyboard(
 
     personal = PersonalStore(store)
     err.print(f"[dim]loading the keyboard model on {backend}…[/dim]")
-    engine = _engine(model, backend, precision, personal, forwards)
+    engine = _engine(model, backend, precision, personal, forwards, ngram)
     label = Path(engine.model.name).name or engine.model.name
     if web:
         from edgewise.apps.keyboard.web import serve
@@ -95,6 +99,7 @@ def eval_cmd(
     repeat: bool = typer.Option(False, "--repeat-suggestions",
                                 help="Re-offer passed-over suggestions within a word (Presage's default: no)."),
     max_words: Optional[int] = typer.Option(None, "--max-words", min=1, help="Stop after this many words."),
+    ngram: str = typer.Option("auto", "--ngram", help=NGRAM_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Keystroke savings (KSR, as presage_simulator computes it), accuracy and per-keystroke latency."""
@@ -107,7 +112,7 @@ def eval_cmd(
     except UnicodeDecodeError:
         raise EdgewiseError(f"{text} is not UTF-8 text: convert it first (iconv -t UTF-8)") from None
     personal = PersonalStore(":memory:") if learn else None
-    engine = _engine(model, backend, precision, personal, forwards)
+    engine = _engine(model, backend, precision, personal, forwards, ngram)
     with Progress(TextColumn("typing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("eval", total=None)
@@ -126,6 +131,45 @@ def eval_cmd(
     print(f"latency per keystroke: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms "
           f"(cpu p95 {report.cpu_ms['p95']} ms; {report.forwards_per_key} forwards/key)")
     print(f"model: {report.model} on {report.backend} {report.precision}, {report.model_bytes / 1e6:.2f} MB")
+
+
+@keyboard_app.command("build-ngram")
+def build_ngram_cmd(
+    out: Path = typer.Option(Path("models/keyboard-ngram"), "--out", help="Folder to write (replaced if present)."),
+    corpus: Optional[list[str]] = typer.Option(None, "--corpus", help="Packaged corpus (repeatable; default: the "
+                                               "keyboard's four training corpora, held-out files excluded)."),
+    text: Optional[list[Path]] = typer.Option(None, "--text", exists=True, dir_okay=False, readable=True,
+                                              help="Extra UTF-8 training text (repeatable)."),
+    min_count: str = typer.Option("1,2", "--min-count", help="Smallest kept count for bigrams,trigrams: "
+                                  "the size knob (1,2 keeps every bigram and the trigrams seen twice)."),
+    max_vocab: int = typer.Option(65_535, "--max-vocab", min=1_000, max=65_535, help="Words kept, most used first."),
+) -> None:
+    """Build the keyboard's Kneser-Ney trigram from packaged corpora and your own text."""
+    _quiet()
+    from edgewise.apps.keyboard.ngram import NgramConfig, build_from_files
+    from edgewise.data.corpora import training_texts
+
+    try:
+        cutoffs = tuple(int(x) for x in min_count.split(","))
+    except ValueError:
+        raise EdgewiseError(f"--min-count takes comma-separated integers like 1,2, got {min_count!r}") from None
+    try:
+        config = NgramConfig(order=len(cutoffs) + 1, min_count=cutoffs, max_vocab=max_vocab)
+    except ValueError as e:
+        raise EdgewiseError(str(e)) from None
+    files = training_texts(tuple(corpus)) if corpus else training_texts()
+    files += list(text or [])
+    with Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("count", total=len(files))
+        try:
+            model = build_from_files(files, config, progress=lambda n, total: bar.update(task, completed=n))
+        except ValueError as e:
+            raise EdgewiseError(str(e)) from None
+    model.save(out)
+    sizes = model.meta["sizes"]
+    print(f"wrote {out}: {model.meta['training_words']:,} training words, {len(model.vocab) - 1:,} words, "
+          + ", ".join(f"{v['ngrams']:,} {k}-grams" for k, v in sizes.items())
+          + f", {sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB")
 
 
 @keyboard_app.command("forget")

@@ -5,7 +5,8 @@ Per keystroke it
 2. syncs the decoder session to the context (`TrackedSession.sync`: keep the common prefix, append only the new
    tokens, normally the one word just finished), so a keystroke inside a word runs no forward pass for context,
 3. runs the word search (search.py): a small best-first beam over tokens constrained by the typed prefix,
-4. mixes in the user's own n-gram model, and returns the k most likely whole words.
+4. mixes in the count model (a Kneser-Ney word n-gram, ngram.py) and the user's own n-gram model, and returns the
+   k most likely whole words.
 
 It uses only the session contract (sync, append, rewind), so it runs the same on every backend, and shares the
 session's record of its cache with generate() and any other engine on the same model.
@@ -19,7 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgewise.apps.keyboard.personal import PersonalStore
+from edgewise.apps.keyboard.ngram import NgramModel
+from edgewise.apps.keyboard.personal import PersonalStore, history_words
 from edgewise.apps.keyboard.search import (RELATIVE_FLOOR, ContextState, Expansion, WordSearch, expansion,
                                            log_softmax)
 from edgewise.apps.keyboard.text import Split, apply_case, split_context
@@ -45,6 +47,11 @@ class KeyboardConfig:
     max_word_tokens: int = 4
     max_context_tokens: int = 128
     personal_weight: float = 0.5  # the user model's share once it has seen enough of the user's text
+    # The count model's share, by how much of the history it has counts for: (unigram only, bigram history
+    # seen, trigram history seen). An n-gram that has seen the exact phrase knows it better than a small LM;
+    # one that has not is a unigram list. Tuned on held-out text (benchmarks/keyboard_mixture.py).
+    ngram_weights: tuple[float, ...] = (0.2, 0.4, 0.6)
+    lm_candidates: int = 8  # words the LM search returns for the mixture, at least
     # Text put before every context window: a newline reads as "a paragraph starts here" to a model trained
     # on running text, which is what the window's start is (the start of the text, or of a sentence in it).
     context_start: str = "\n"
@@ -61,6 +68,11 @@ class KeyboardConfig:
             raise EdgewiseError(f"max_context_tokens must be an integer >= 8, got {self.max_context_tokens!r}")
         if not 0.0 <= float(self.personal_weight) <= 1.0:
             raise EdgewiseError(f"personal_weight must be in [0, 1], got {self.personal_weight!r}")
+        if len(self.ngram_weights) != 3 or not all(0.0 <= float(w) <= 1.0 for w in self.ngram_weights):
+            raise EdgewiseError("ngram_weights must be three shares in [0, 1] (unigram-only, bigram and trigram "
+                                f"history), got {self.ngram_weights!r}")
+        if not isinstance(self.lm_candidates, int) or self.lm_candidates < 1:
+            raise EdgewiseError(f"lm_candidates must be a positive integer, got {self.lm_candidates!r}")
 
 
 @dataclass
@@ -77,12 +89,13 @@ class Suggestions:
 
 class KeyboardEngine:
     def __init__(self, model: LoadedModel, config: KeyboardConfig | None = None,
-                 personal: PersonalStore | None = None):
+                 personal: PersonalStore | None = None, ngram: NgramModel | None = None):
         if text_model(model, "any").decoder is None:
             raise EdgewiseError(f"{model.name} is an encoder: the keyboard needs a causal language model")
         self.model = model
         self.config = config or KeyboardConfig()
         self.personal = personal
+        self.ngram = ngram
         self.tok = model.tokenizer
         self.index = TokenIndex(self.tok)
         self._start_ids = self.tok.encode(self.config.context_start) if self.config.context_start else []
@@ -117,7 +130,9 @@ class KeyboardEngine:
         k_search = k + len(exclude)
         with self.model.lock:
             state, forwards = self._state_for(split.committed)
-            scored, forwards = self._search.run(state, split, k_search, forwards)
+            k_lm = max(k_search, self.config.lm_candidates) if self.ngram is not None else k_search
+            scored, forwards = self._search.run(state, split, k_lm, forwards)
+        scored = self._mix_counts(scored, split, k_search)
         scored = self._personalise(scored, split, k_search)
         words, probs, seen = [], [], set()
         ranked = sorted(scored.items(), key=lambda kv: -kv[1][0])
@@ -144,7 +159,8 @@ class KeyboardEngine:
             self.personal.learn(context, word)
 
     def size_bytes(self) -> int:
-        return self.model.size_bytes()
+        """The LM and the count model on disk (the user's store is data, not model)."""
+        return self.model.size_bytes() + (self.ngram.size_bytes() if self.ngram is not None else 0)
 
     # --- context and KV cache -------------------------------------------------------------------------
     def _window_ids(self, committed: str) -> list[int]:
@@ -219,6 +235,25 @@ class KeyboardEngine:
         exp = state.exp[path] = expansion(logits, self.index, self.config.children)
         return exp
 
+    # --- the mixture ----------------------------------------------------------------------------------
+    def _mix_counts(self, scored: dict, split: Split, k: int) -> dict:
+        """(1 - w) P_lm + w P_ngram, w chosen by the longest history the n-gram has counts for. A word the LM
+        search did not reach counts as 0 for the LM: it is below the search's k-th word, so small."""
+        if self.ngram is None:
+            return scored
+        hist = history_words(split.committed, self.ngram.order - 1)
+        w = float(self.config.ngram_weights[min(self.ngram.known_order(hist), 2)])
+        if w <= 0.0:
+            return scored
+        counts = self.ngram.probabilities(hist, split.prefix, limit=max(8, 2 * k))
+        out = {word: [(1.0 - w) * e[0], e[1], e[2]] for word, e in scored.items()}
+        for word, p in counts.items():
+            if word in out:
+                out[word][0] += w * p
+            else:
+                out[word] = [w * p, 0.0, self.ngram.display.get(word, word)]
+        return out
+
     # --- personalisation ------------------------------------------------------------------------------
     def _personalise(self, scored: dict, split: Split, k: int) -> dict:
         if self.personal is None:
@@ -250,9 +285,27 @@ def default_model_ref() -> str:
     return "smollm2-135m"
 
 
+def default_ngram_ref(model_ref: str) -> str | None:
+    """The count model that ships with a keyboard model: `keyboard-ngram/` beside its folder, if there is one."""
+    env = os.environ.get("EDGEWISE_KEYBOARD_NGRAM")
+    if env:
+        return None if env.lower() == "none" else env
+    folder = Path(model_ref)
+    cand = folder.parent / "keyboard-ngram"
+    if folder.is_dir() and (cand / "ngram.json").is_file():
+        return str(cand)
+    return None
+
+
 def load_keyboard(model: str | None = None, backend: str = "ort", precision: str = "fp32",
                   personal: PersonalStore | None = None, config: KeyboardConfig | None = None,
-                  threads: int | None = 1) -> KeyboardEngine:
-    """Load a causal LM on a backend (one thread by default: the keyboard's latency budget is per core)."""
-    lm = load_model(model or default_model_ref(), backend=backend, precision=precision, threads=threads)
-    return KeyboardEngine(lm, config, personal)
+                  threads: int | None = 1, ngram: str | None = "auto") -> KeyboardEngine:
+    """Load a causal LM on a backend (one thread by default: the keyboard's latency budget is per core) and its
+    count model: ngram="auto" takes the one shipped beside the model, "none" (or None) runs the LM alone, and a
+    path loads that one."""
+    ref = model or default_model_ref()
+    lm = load_model(ref, backend=backend, precision=precision, threads=threads)
+    if ngram == "auto":
+        ngram = default_ngram_ref(ref)
+    counts = NgramModel.load(ngram) if ngram and ngram != "none" else None
+    return KeyboardEngine(lm, config, personal, counts)

@@ -20,13 +20,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgewise.apps.keyboard.text import SENTENCE_BREAK as _SENTENCE_BREAK
+from edgewise.apps.keyboard.text import WORDS as _WORDS
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
 
 SCHEMA_VERSION = 1
 ORDER = 3  # trigrams: two words of history
-_WORDS = re.compile(r"[^\W_](?:[\w']*[^\W_])?'?")
-_SENTENCE_BREAK = re.compile(r"[.!?\n]")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 _OPENERS = "([{\"\u201c\u2018"
 _SENTENCE_END = ".!?\n"
 _CLOSERS = "\"')]}\u201d\u2019"
+# What the count models (the user's store, the Kneser-Ney n-gram) call a word, and where their histories reset.
+WORDS = re.compile(r"[^\W_](?:[\w']*[^\W_])?'?")
+SENTENCE_BREAK = re.compile(r"[.!?\n]")
 
 
 @dataclass(frozen=True)
