@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench-setup bench clean-cache route-data keyboard-setup
+.PHONY: setup demo test test-fast bench-setup bench clean-cache route-data keyboard-setup litert-converter
 
 setup: $(STAMP)
 
@@ -139,3 +139,20 @@ $(QWEN_STAMP):
 
 clean-cache:
 	rm -rf .edgewise-home
+
+# The .tflite converter for `edgewise export-litert` (issue 11): litert-torch pulls jax and downgrades
+# pydantic/anyio/typing_extensions, so it lives in its own venv and the main one never imports it.
+# torch==2.13.0 (CPU) comes from this machine's local index, as in `setup`.
+LITERT_VENV := .bench/litert-venv
+LITERT_PIP := torch==2.13.0 litert-torch==0.10.0 transformers safetensors
+LITERT_STAMP := $(LITERT_VENV)/.edgewise-converter-$(shell echo '$(LITERT_PIP)' | sha256sum | cut -c1-12)
+
+litert-converter: $(LITERT_STAMP)
+
+$(LITERT_STAMP):
+	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }
+	@test -x $(LITERT_VENV)/bin/python || $(PY) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LITERT_VENV)/bin/python -m pip install -q $(LITERT_PIP)
+	@rm -f $(LITERT_VENV)/.edgewise-converter-*
+	@touch $@

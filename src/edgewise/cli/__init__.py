@@ -21,6 +21,7 @@ from edgewise.cli import devices_cmd  # noqa: F401,E402
 from edgewise.cli import optimize_cmd  # noqa: F401,E402
 from edgewise.cli import keyboard_cmd  # noqa: F401,E402
 from edgewise.cli import prune_cmd  # noqa: F401,E402
+from edgewise.cli import export_litert_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:

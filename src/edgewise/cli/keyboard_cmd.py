@@ -143,6 +143,9 @@ def build_ngram_cmd(
     min_count: str = typer.Option("1,2", "--min-count", help="Smallest kept count for bigrams,trigrams: "
                                   "the size knob (1,2 keeps every bigram and the trigrams seen twice)."),
     max_vocab: int = typer.Option(65_535, "--max-vocab", min=1_000, max=65_535, help="Words kept, most used first."),
+    web_counts: float = typer.Option(0.0, "--web-counts", min=0.0, max=100.0,
+                                     help="Merge wordsegment's web unigram/bigram counts, weighted this many times "
+                                          "the text's own counts (0: text only)."),
 ) -> None:
     """Build the keyboard's Kneser-Ney trigram from packaged corpora and your own text."""
     _quiet()
@@ -154,15 +157,22 @@ def build_ngram_cmd(
     except ValueError:
         raise EdgewiseError(f"--min-count takes comma-separated integers like 1,2, got {min_count!r}") from None
     try:
-        config = NgramConfig(order=len(cutoffs) + 1, min_count=cutoffs, max_vocab=max_vocab)
+        config = NgramConfig(order=len(cutoffs) + 1, min_count=cutoffs, max_vocab=max_vocab,
+                             external_weight=web_counts)
     except ValueError as e:
         raise EdgewiseError(str(e)) from None
     files = training_texts(tuple(corpus)) if corpus else training_texts()
     files += list(text or [])
+    external = None
+    if web_counts > 0:
+        from edgewise.data.corpora import wordsegment_counts
+
+        external = wordsegment_counts()
     with Progress(TextColumn("counting"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
         task = bar.add_task("count", total=len(files))
         try:
-            model = build_from_files(files, config, progress=lambda n, total: bar.update(task, completed=n))
+            model = build_from_files(files, config, progress=lambda n, total: bar.update(task, completed=n),
+                                     external=external)
         except ValueError as e:
             raise EdgewiseError(str(e)) from None
     model.save(out)

@@ -40,9 +40,10 @@ def _quiet_libraries() -> None:
 
 @app.command()
 def run(
-    model: str = typer.Argument(..., help="Alias, path (HF folder, .gguf, .onnx, bundle) or hub id."),
+    model: str = typer.Argument(..., help="Alias, path (HF folder, .gguf, .onnx, .tflite, bundle) or hub id."),
     prompt: str = typer.Argument(..., help="The prompt; wrapped in the model's chat template unless --raw."),
-    backend: str = typer.Option("ort", help="ort | torch | llamacpp"),
+    backend: Optional[str] = typer.Option(None, help="ort | torch | llamacpp | litert (default: litert for a "
+                                                      ".tflite, else ort)"),
     precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: the engine's choice)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Maximum new tokens."),
@@ -56,13 +57,17 @@ def run(
 ) -> None:
     """Stream a generation from a local model, fully offline."""
     _quiet_libraries()
+    from edgewise.models import TFLITE
+    from edgewise.models import load as load_source
     from edgewise.runtime import GenerationConfig, generate, load_model
 
     cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                            seed=seed, stop=tuple(stop))
+    source = load_source(model)
+    backend = backend or ("litert" if source.task == TFLITE else "ort")
     if not as_json:
         err.print(f"[dim]loading {model} on {backend} ({precision})…[/dim]")
-    lm = load_model(model, backend=backend, precision=precision, threads=threads)
+    lm = load_model(source, backend=backend, precision=precision, threads=threads)
 
     def show(r) -> None:
         sys.stdout.write(r.text)

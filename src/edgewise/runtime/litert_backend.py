@@ -3,7 +3,9 @@
 A .tflite file is an arbitrary graph (vision models, mostly), not a text model, so this backend does
 not produce a LoadedModel. It gives a LiteRTModel, a type of its own: named input/output specs and a
 generic `run({name: array}) -> {name: array}`, and no tokenizer, decoder or context. Text generation and
-embedding stay with ort/torch; the runtime refuses a LiteRTModel there with a one-line error.
+embedding stay with ort/torch; the runtime refuses a LiteRTModel there with a one-line error. The exception:
+a causal LM exported by `edgewise export-litert` (litert_lm.json beside it) loads as a normal LoadedModel
+with a KV-cached decoder (litert_lm.py).
 
 Supported: models whose ops are LiteRT builtins (float32, float16-weight and int8/uint8 quantized
 models all run through the CPU kernels, with XNNPACK), a single subgraph called by tensor name, and
@@ -25,7 +27,8 @@ import numpy as np
 from edgewise.errors import BackendUnavailableError, CorruptModelError, EdgewiseError, UnsupportedModelError
 from edgewise.models.checks import check_tflite
 from edgewise.models.source import TFLITE, ModelSource
-from edgewise.runtime.backend import BACKENDS, ModelFiles
+from edgewise.runtime.backend import BACKENDS, LoadedModel, ModelFiles
+from edgewise.runtime.litert_lm import LMMeta, load_litert_lm
 
 INSTALL_HINT = "the litert backend needs LiteRT: run `pip install -e .[litert]` (PyPI ai-edge-litert)"
 AS_SHIPPED = ("native", "fp32")
@@ -142,21 +145,12 @@ def tflite_path(source: ModelSource) -> Path:
     return p
 
 
-@BACKENDS.register("litert")
-def load_litert(source: ModelSource, precision: str, threads: int | None) -> LiteRTModel:
-    if source.task != TFLITE:
-        raise UnsupportedModelError(f"{source.ref}: the litert backend runs .tflite models; use --backend ort")
-    if precision not in AS_SHIPPED:
-        raise EdgewiseError(f"--precision {precision} with --backend litert: a .tflite runs as shipped; "
-                            "drop --precision")
-    if threads is not None and threads < 1:
-        raise EdgewiseError(f"threads must be at least 1, got {threads}")
+def open_interpreter(path: Path, threads: int | None):
+    """A LiteRT interpreter over a checked .tflite, tensors allocated; one-line errors for what cannot load."""
     Interpreter = import_interpreter()
-    path = tflite_path(source)
     if not path.is_file():
         raise EdgewiseError(f"{path}: no such file")
     check_tflite(path)
-    t0 = time.perf_counter()
     try:
         it = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
     except ValueError as e:  # LiteRT's flatbuffer verifier: truncated or corrupt file
@@ -167,6 +161,26 @@ def load_litert(source: ModelSource, precision: str, threads: int | None) -> Lit
         first = str(e).strip().splitlines()[0]
         raise UnsupportedModelError(f"{path}: LiteRT cannot prepare this model ({first}); it needs ops "
                                     "that plain LiteRT lacks (e.g. MediaPipe custom ops)") from None
+    return it
+
+
+@BACKENDS.register("litert")
+def load_litert(source: ModelSource, precision: str, threads: int | None) -> LiteRTModel | LoadedModel:
+    """A causal LM exported by edgewise (litert_lm.json beside the file) loads as a LoadedModel with a decoder;
+    any other .tflite as a generic LiteRTModel graph."""
+    if source.task != TFLITE:
+        raise UnsupportedModelError(f"{source.ref}: the litert backend runs .tflite models; use --backend ort")
+    if threads is not None and threads < 1:
+        raise EdgewiseError(f"threads must be at least 1, got {threads}")
+    path = tflite_path(source)
+    meta = LMMeta.read(path)
+    if meta is not None:
+        return load_litert_lm(source, path, meta, precision, threads)
+    if precision not in AS_SHIPPED:
+        raise EdgewiseError(f"--precision {precision} with --backend litert: a .tflite runs as shipped; "
+                            "drop --precision")
+    t0 = time.perf_counter()
+    it = open_interpreter(path, threads)
     return LiteRTModel(
         source=source, interpreter=it,
         inputs=[TensorSpec.from_detail(d) for d in it.get_input_details()],

@@ -48,12 +48,17 @@ class NgramConfig:
     max_vocab: int = 65_535  # ids fit in uint16
     min_count: tuple[int, ...] = (2, 2)
     min_word_count: int = 2
+    # External unigram and bigram counts (e.g. `wordsegment`'s web counts) are merged into the text's tables,
+    # scaled so that at each level they weigh external_weight times the text's own total (0: not used).
+    external_weight: float = 0.0
 
     def __post_init__(self):
         if self.order not in (2, 3):
             raise ValueError(f"ngram order must be 2 or 3, got {self.order!r}")
         if not 1_000 <= int(self.max_vocab) <= 65_535:
             raise ValueError(f"max_vocab must be in [1000, 65535] (ids are uint16), got {self.max_vocab!r}")
+        if not 0.0 <= float(self.external_weight) <= 100.0:
+            raise ValueError(f"external_weight must be in [0, 100], got {self.external_weight!r}")
         if len(self.min_count) != self.order - 1 or any(int(c) < 1 for c in self.min_count):
             raise ValueError(f"min_count needs {self.order - 1} positive counts (one per order above 1), "
                              f"got {self.min_count!r}")
@@ -76,6 +81,16 @@ class NgramCounts:
         self.grams: list[Counter] = [Counter() for _ in range(order)]  # grams[n-1]: n-gram tuple -> count
         self.spellings: dict[str, Counter] = defaultdict(Counter)
         self.words = 0
+        self.external: tuple[dict, dict] = ({}, {})  # (word -> count, (word, word) -> count)
+
+    def add_external_counts(self, unigrams: dict[str, float], bigrams: dict[tuple[str, str], float]) -> None:
+        """Counts from elsewhere, lower case, "<s>" for a sentence start; merged by NgramConfig.external_weight."""
+        uni, bi = self.external
+        for w, c in unigrams.items():
+            uni[w] = uni.get(w, 0) + c
+        for g, c in bigrams.items():
+            g = tuple(BOS if x == "<s>" else x for x in g)
+            bi[g] = bi.get(g, 0) + c
 
     def add_text(self, text: str) -> None:
         n_max = self.order
@@ -118,7 +133,13 @@ def build(counts: NgramCounts, config: NgramConfig) -> "NgramModel":
     order = config.order
     uni = counts.grams[0]
     # Vocabulary: the most frequent words (BOS is a history, never a prediction).
-    ranked = sorted(((c, w[0]) for w, c in uni.items() if w[0] != BOS and c >= config.min_word_count), reverse=True)
+    ext_uni, ext_bi = counts.external if config.external_weight > 0 else ({}, {})
+    score: dict[str, float] = {w[0]: c for w, c in uni.items() if w[0] != BOS}
+    if ext_uni:
+        s0 = config.external_weight * sum(score.values()) / sum(ext_uni.values())
+        for w, c in ext_uni.items():
+            score[w] = score.get(w, 0) + s0 * c
+    ranked = sorted(((c, w) for w, c in score.items() if c >= config.min_word_count), reverse=True)
     vocab = sorted(w for _, w in ranked[:config.max_vocab - 1]) + [BOS]
     # BOS sorts last so prefix ranges over the real words never include it.
     index = {w: i for i, w in enumerate(vocab)}
@@ -142,8 +163,11 @@ def build(counts: NgramCounts, config: NgramConfig) -> "NgramModel":
                 if w in index and (w,) not in cont:
                     cont[(w,)] = 1
         full[n] = dict(cont)
-    # Discounts come from the full tables: after pruning there are no singletons left to estimate them from.
+    # Discounts come from the text's full tables: after pruning there are no singletons left to estimate them
+    # from, and scaled external counts are not integers.
     discounts = {n: _discounts(full[n].values()) for n in range(2, order + 1)}
+    for n, ext in ((1, ext_uni), (2, ext_bi)):
+        _merge_external(full[n], ext, index, config.external_weight, n)
     tables = {1: full[1]}
     for n in range(2, order + 1):
         tables[n] = {g: c for g, c in full[n].items() if c >= config.min_count[n - 2]}
@@ -170,6 +194,17 @@ def build(counts: NgramCounts, config: NgramConfig) -> "NgramModel":
             rows[g[:-1]].append((index[g[-1]], max(c - _discount(c, d), 0.0) / totals[g[:-1]]))
         levels.append((n, d, rows))
     return NgramModel.pack(vocab, p1, levels, _display_table(counts, vocab), config, counts.words)
+
+
+def _merge_external(table: dict, ext: dict, index: dict, weight: float, n: int) -> None:
+    """Add external counts to one level's table, scaled to `weight` times the table's own total."""
+    keys = [(g if n > 1 else (g,), c) for g, c in ext.items()]
+    keys = [(g, c) for g, c in keys if all(w in index for w in g)]
+    if not keys or weight <= 0:
+        return
+    scale = weight * sum(table.values()) / sum(c for _, c in keys)
+    for g, c in keys:
+        table[g] = table.get(g, 0) + scale * c
 
 
 def _display_table(counts: NgramCounts, vocab: list[str]) -> dict[str, str]:
@@ -382,8 +417,10 @@ class NgramModel:
 
 
 def build_from_files(paths: Iterable[str | Path], config: NgramConfig | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> NgramModel:
-    """Count every file (UTF-8 text, one paragraph per line is best) and build the model."""
+                     progress: Callable[[int, int], None] | None = None,
+                     external: tuple[dict, dict] | None = None) -> NgramModel:
+    """Count every file (UTF-8 text, one paragraph per line is best), merge `external` (unigram, bigram) counts
+    when config.external_weight > 0, and build the model."""
     config = config or NgramConfig()
     paths = [Path(p) for p in paths]
     if not paths:
@@ -399,6 +436,8 @@ def build_from_files(paths: Iterable[str | Path], config: NgramConfig | None = N
     if counts.words < 1_000:
         raise ValueError(f"{counts.words} words of training text is too little for an n-gram: give it at least "
                          "a few thousand words")
+    if external is not None:
+        counts.add_external_counts(*external)
     model = build(counts, config)
     model.meta["sources"] = sorted({p.parent.name + "/" + p.name for p in paths})
     return model

@@ -91,6 +91,20 @@ def reduce_tokenizer(teacher_tok, texts: list[str], size: int, out: Path) -> np.
     return vocab_map
 
 
+def vocab_map_of(student_tok, teacher_tok) -> np.ndarray:
+    """vocab_map of a student tokenizer that reduce_tokenizer made earlier (a committed student continued with
+    init_from): each student token's teacher id, found by its string."""
+    teacher_vocab = teacher_tok.get_vocab()
+    student_vocab = student_tok.get_vocab()
+    out = np.zeros(len(student_vocab), dtype=np.int64)
+    for t, i in student_vocab.items():
+        if t not in teacher_vocab:
+            raise EdgewiseError(f"the student's token {t!r} is not in the teacher's vocabulary: the student was not "
+                                "reduced from this teacher's tokenizer; pick the teacher it was distilled from")
+        out[i] = teacher_vocab[t]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Token windows
 # ---------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from edgewise.compress.distill.bars import StageBar
 from edgewise.compress.distill.config import DistillConfig
-from edgewise.compress.distill.data import (TeacherCache, read_texts, reduce_tokenizer, sample_teacher,
+from edgewise.compress.distill.data import (TeacherCache, read_texts, reduce_tokenizer, sample_teacher, vocab_map_of,
                                             tokenize_to_stream, windows)
 from edgewise.export.hf_folder import hf_folder_for
 from edgewise.models import load
@@ -67,7 +67,12 @@ def prepare(cfg: DistillConfig, work: Path, console, progress: bool) -> Prepared
 
     # Student vocabulary: the teacher's, or its most used tokens.
     tok_dir = work / "tokenizer"
-    if cfg.vocab_size and cfg.vocab_size < len(teacher_tok):
+    init_tok = AutoTokenizer.from_pretrained(cfg.init_from) if cfg.init_from else None
+    if init_tok is not None and len(init_tok) < len(teacher_tok):
+        # Continuing a student with a reduced vocabulary: keep its tokenizer, map its ids to the teacher's.
+        init_tok.save_pretrained(tok_dir)
+        tok, vocab_map = init_tok, vocab_map_of(init_tok, teacher_tok)
+    elif cfg.vocab_size and cfg.vocab_size < len(teacher_tok):
         if not (work / "vocab_map.npy").exists():
             vocab_map = reduce_tokenizer(teacher_tok, texts, cfg.vocab_size, tok_dir)
             np.save(work / "vocab_map.npy", vocab_map)
