@@ -19,6 +19,8 @@ from edgewise.errors import BackendUnavailableError, EdgewiseError, UnsupportedM
 from edgewise.outdir import check_out_dir
 from edgewise.staging import staged_dir
 
+META = "litert_lm.json"  # written beside the .tflite; the litert backend reads it
+
 SCRIPT = Path(__file__).with_name("litert_convert_script.py")
 # `make litert-converter` builds it in the checkout; EDGEWISE_LITERT_PYTHON points anywhere else.
 CONVERTER_VENV = Path(__file__).resolve().parents[3] / ".bench" / "litert-venv"
@@ -88,11 +90,18 @@ def export_litert_lm(src, out: str | Path, config: LiteRTExport | None = None, f
 
 def export_report(out: Path) -> dict:
     """What an export wrote: size, weights and the logit checks the script measured."""
-    from edgewise.runtime.litert_lm import META, n_params
-
     meta = json.loads((Path(out) / META).read_text())
     size = (Path(out) / meta["model_file"]).stat().st_size
     params = n_params(meta.get("spec") or {})
     return {"out": str(out), "bytes": size, "bits_per_weight": round(8 * size / params, 2) if params else None,
             "weights": meta["weights"], "max_len": meta["max_len"], "signatures": meta["signatures"],
             **meta.get("check", {})}
+
+
+def n_params(s: dict) -> int:
+    """Parameters of the exported Llama, from the json's `spec` (0 when it has none)."""
+    if not s:
+        return 0
+    attn = s["dim"] * s["head_dim"] * (2 * s["n_heads"] + 2 * s["n_kv"])
+    block = attn + 3 * s["dim"] * s["ffn"] + 2 * s["dim"]
+    return s["vocab"] * s["dim"] * (1 if s["tied"] else 2) + s["n_layers"] * block + s["dim"]

@@ -22,9 +22,10 @@ import numpy as np
 from edgewise.errors import (CorruptModelError, EdgewiseError, ModelNotFoundError, PromptTooLongError,
                              UnsupportedModelError)
 from edgewise.models.source import ModelSource
+from edgewise.export.litert_lm import META, n_params
 from edgewise.runtime.backend import LoadedModel, Tokenizer
+from edgewise.runtime.litert_interpreter import open_interpreter
 
-META = "litert_lm.json"
 FORMAT = "edgewise-litert-lm"
 VERSION = 1
 INPUTS = ("input_pos", "k_cache", "tokens", "v_cache")
@@ -74,15 +75,6 @@ class LMMeta:
         if 1 not in meta.signatures.values():
             raise CorruptModelError(f"{path}: no one-token signature among {sorted(meta.signatures)}: {REEXPORT}")
         return meta
-
-
-def n_params(s: dict) -> int:
-    """Parameters of the exported Llama, from the json's `spec` (0 when it has none)."""
-    if not s:
-        return 0
-    attn = s["dim"] * s["head_dim"] * (2 * s["n_heads"] + 2 * s["n_kv"])
-    block = attn + 3 * s["dim"] * s["ffn"] + 2 * s["dim"]
-    return s["vocab"] * s["dim"] * (1 if s["tied"] else 2) + s["n_layers"] * block + s["dim"]
 
 
 def check_precision(meta: LMMeta, precision: str, where: Path) -> None:
@@ -185,7 +177,6 @@ def lm_tokenizer(folder: Path) -> Tokenizer:
 
 
 def load_litert_lm(source: ModelSource, path: Path, meta: LMMeta, precision: str, threads: int | None) -> LiteRTLM:
-    from edgewise.runtime.litert_backend import open_interpreter  # here: litert_backend imports this module
 
     check_precision(meta, precision, path)
     tok = lm_tokenizer(path.parent)
