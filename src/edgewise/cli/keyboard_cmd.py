@@ -149,7 +149,7 @@ def build_ngram_cmd(
 ) -> None:
     """Build the keyboard's Kneser-Ney trigram from packaged corpora and your own text."""
     _quiet()
-    from edgewise.apps.keyboard.ngram import NgramConfig, build_from_files
+    from edgewise.apps.keyboard.ngram_build import NgramConfig, build_from_files
     from edgewise.data.corpora import training_texts
 
     try:

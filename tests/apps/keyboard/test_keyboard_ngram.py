@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from edgewise.apps.keyboard import KeyboardConfig, KeyboardEngine
-from edgewise.apps.keyboard.ngram import NgramConfig, NgramCounts, NgramModel, build, build_from_files
+from edgewise.apps.keyboard.ngram import NgramModel
+from edgewise.apps.keyboard.ngram_build import NgramConfig, NgramCounts, build, build_from_files
 from edgewise.errors import EdgewiseError
 
 TEXT = """The cat sat on the mat. The dog sat on the log. I am sure the cat is on the mat.
@@ -25,9 +26,7 @@ def counts() -> NgramCounts:
 
 
 def full_distribution(model: NgramModel, history: tuple[str, ...]) -> np.ndarray:
-    h = model._history_ids(history)
-    rows = [model._row(lv, h[len(h) - lv - 1:]) for lv in range(len(model.levels))]
-    return model._interpolate(np.arange(model.V - 1), rows)
+    return model._interpolate(np.arange(model.V - 1), model._rows(history))
 
 
 @pytest.mark.parametrize("min_count", [(1, 1), (1, 2), (2, 3)])

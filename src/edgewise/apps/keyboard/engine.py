@@ -246,13 +246,7 @@ class KeyboardEngine:
         if w <= 0.0:
             return scored
         counts = self.ngram.probabilities(hist, split.prefix, limit=max(8, 2 * k))
-        out = {word: [(1.0 - w) * e[0], e[1], e[2]] for word, e in scored.items()}
-        for word, p in counts.items():
-            if word in out:
-                out[word][0] += w * p
-            else:
-                out[word] = [w * p, 0.0, self.ngram.display.get(word, word)]
-        return out
+        return _mix(scored, counts, w, lambda word: self.ngram.display.get(word, word))
 
     # --- personalisation ------------------------------------------------------------------------------
     def _personalise(self, scored: dict, split: Split, k: int) -> dict:
@@ -263,13 +257,19 @@ class KeyboardEngine:
         if lam <= 0.0:
             return scored
         user = self.personal.probabilities(context, split.prefix, limit=max(8, 2 * k))
-        out = {w: [(1.0 - lam) * e[0], e[1], e[2]] for w, e in scored.items()}
-        for w, pu in user.items():
-            if w in out:
-                out[w][0] += lam * pu
-            else:
-                out[w] = [lam * pu, 0.0, self.personal.display(w) or w]
-        return out
+        return _mix(scored, user, lam, lambda w: self.personal.display(w) or w)
+
+
+def _mix(scored: dict, other: dict[str, float], w: float, display) -> dict:
+    """(1 - w) * scored + w * other over the union of their words; a word new to `scored` is shown as
+    display(word)."""
+    out = {word: [(1.0 - w) * e[0], e[1], e[2]] for word, e in scored.items()}
+    for word, p in other.items():
+        if word in out:
+            out[word][0] += w * p
+        else:
+            out[word] = [w * p, 0.0, display(word)]
+    return out
 
 
 def default_model_ref() -> str:
