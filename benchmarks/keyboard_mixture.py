@@ -150,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     from edgewise.apps.keyboard import KeyboardConfig, load_keyboard
     from edgewise.apps.keyboard.ngram import NgramModel
     from edgewise.cli.run_cmd import _quiet_libraries
-    from edgewise.data import corpora
+    from edgewise.data.eval_texts import EVAL_TEXTS, keyboard_eval_text
 
     _quiet_libraries()
-    names = args.text or list(getattr(corpora, "EVAL_TEXTS", ("austen", "fortunes")))
-    paths = {n: (Path(n) if Path(n).is_file() else corpora.keyboard_eval_text(n)) for n in names}
+    names = args.text or list(EVAL_TEXTS)
+    paths = {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
     engine = load_keyboard(args.model, precision=args.precision, config=KeyboardConfig(), ngram="none")
     counts = NgramModel.load(args.ngram)
     out: dict = {"model": engine.model.name, "precision": engine.model.precision, "ngram": args.ngram,

@@ -10,7 +10,7 @@ the shipped /etc/presage.xml default (REPEAT_SUGGESTIONS=no, GREEDY_SUGGESTION_T
   (edgewise.data.corpora.training_texts(): fortunes, Shakespeare, five Austen novels, WordNet examples; the held-out
   texts excluded). The student also saw SmolLM2 samples, which Presage does not.
 
-The texts are the six kinds of English of edgewise.data.corpora.EVAL_TEXTS (austen, fortunes, sotu, email,
+The texts are the six kinds of English of edgewise.data.eval_texts.EVAL_TEXTS (austen, fortunes, sotu, email,
 mobydick, manpages), ~40k characters each. Presage's n-grams are lower-cased, so it runs with -i (case-insensitive
 hits); the keyboard runs both ways.
 
@@ -60,7 +60,8 @@ def _has_janeaustenr() -> bool:
 
 def missing_dependencies(names: list[str], dbs: list[str]) -> list[str]:
     """One line per tool or package that this run (these eval names, these Presage DBs) needs and lacks."""
-    from edgewise.data.corpora import FORTUNE_DIR, NPM_MOBY, NPM_SOTU, NPM_SPAM, WORDNET_DIR, npm_dir
+    from edgewise.data.corpora import FORTUNE_DIR, WORDNET_DIR
+    from edgewise.data.eval_texts import NPM_MOBY, NPM_SOTU, NPM_SPAM, npm_dir
 
     trained = "trained" in dbs
     npm = {"sotu": NPM_SOTU, "email": NPM_SPAM, "mobydick": NPM_MOBY}
@@ -82,7 +83,7 @@ def missing_dependencies(names: list[str], dbs: list[str]) -> list[str]:
 
 def resolve_texts(values: list[str]) -> dict[str, str | Path]:
     """--text values -> {label: eval name or file path}; names are built later, after the dependency check."""
-    from edgewise.data.corpora import EVAL_TEXTS
+    from edgewise.data.eval_texts import EVAL_TEXTS
 
     out: dict[str, str | Path] = {}
     for v in values:
@@ -96,7 +97,7 @@ def resolve_texts(values: list[str]) -> dict[str, str | Path]:
 
 
 def build_texts(texts: dict[str, str | Path]) -> dict[str, Path]:
-    from edgewise.data.corpora import keyboard_eval_text
+    from edgewise.data.eval_texts import keyboard_eval_text
     from edgewise.errors import EdgewiseError
 
     try:
@@ -342,7 +343,7 @@ def load_keyboard_systems(args: argparse.Namespace) -> tuple[list[System], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgewise.data.corpora import EVAL_TEXTS
+    from edgewise.data.eval_texts import EVAL_TEXTS
 
     if args.suggestions < 1:
         raise BenchSetupError(f"--suggestions must be at least 1, got {args.suggestions}")

@@ -77,7 +77,7 @@ def main() -> None:
     if a.text:
         text = Path(a.text).read_text()
     else:
-        from edgewise.data.corpora import keyboard_eval_text
+        from edgewise.data.eval_texts import keyboard_eval_text
 
         text = Path(keyboard_eval_text()).read_text()
     items = cloze_items(text, a.n, a.seed)

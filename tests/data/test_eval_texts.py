@@ -15,8 +15,9 @@ import subprocess
 
 import pytest
 
-from edgewise.data.corpora import (EVAL_CHARS, EVAL_MIN_CHARS, EVAL_TEXTS, FORTUNE_DIR, NPM_MOBY, NPM_SOTU,
-                                   NPM_SPAM, keyboard_eval_text, man_pages_missing, npm_dir, training_texts)
+from edgewise.data.corpora import FORTUNE_DIR, training_texts
+from edgewise.data.eval_texts import (EVAL_CHARS, EVAL_MIN_CHARS, EVAL_TEXTS, NPM_MOBY, NPM_SOTU, NPM_SPAM,
+                                      keyboard_eval_text, man_pages_missing, npm_dir)
 
 NEW_TEXTS = ("sotu", "email", "mobydick", "manpages")
 NPM = {"sotu": NPM_SOTU, "email": NPM_SPAM, "mobydick": NPM_MOBY}

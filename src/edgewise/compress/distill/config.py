@@ -9,7 +9,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edgewise.data.corpora import keyboard_eval_text, training_texts
+from edgewise.data.corpora import training_texts
+from edgewise.data.eval_texts import keyboard_eval_text
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
 
