@@ -53,20 +53,19 @@ def build_tiny_tokenizer(out: Path):
     return fast
 
 
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory) -> Path:
-    """A 2-layer random-init Llama with its own tiny BPE tokenizer and chat template."""
+def write_tiny_llama(out: Path, seed: int = 0, **config) -> Path:
+    """A 2-layer random-init Llama (hidden 64, GQA 4/2) with its own tiny BPE tokenizer and chat template, written
+    to `out`; `config` overrides LlamaConfig fields."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    out = tmp_path_factory.mktemp("tiny-llama")
     tok = build_tiny_tokenizer(out)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
-    model = LlamaForCausalLM(cfg)
+    torch.manual_seed(seed)
+    fields = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                  pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    model = LlamaForCausalLM(LlamaConfig(**{**fields, **config}))
     # Larger-than-default init so greedy outputs vary across tokens instead of collapsing to one id.
     with torch.no_grad():
         for p in model.parameters():
@@ -74,6 +73,12 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
                 p.normal_(0, 0.2)
     model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A 2-layer random-init Llama with its own tiny BPE tokenizer and chat template."""
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")

@@ -16,26 +16,10 @@ from edgewise.export.litert_lm import LiteRTExport, converter_python, export_lit
 @pytest.fixture(scope="module")
 def tied_llama_dir(tmp_path_factory):
     """Two layers, hidden 64, GQA 4/2, a tied head (as the keyboard's student) and a non-default rope_theta."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.conftest import write_tiny_llama
 
-    from tests.conftest import build_tiny_tokenizer
-
-    out = tmp_path_factory.mktemp("tied-llama")
-    tok = build_tiny_tokenizer(out)
-    torch.manual_seed(1)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      rope_parameters={"rope_type": "default", "rope_theta": 5000.0},
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)
-    model = LlamaForCausalLM(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.2)
-    model.save_pretrained(out)
-    return out
+    return write_tiny_llama(tmp_path_factory.mktemp("tied-llama"), seed=1, max_position_embeddings=128,
+                            rope_parameters={"rope_type": "default", "rope_theta": 5000.0}, tie_word_embeddings=True)
 
 
 @pytest.mark.parametrize("chunks", [[1], [1, 4, 16]])
