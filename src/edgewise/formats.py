@@ -61,17 +61,31 @@ def weight_bytes(model_path: Path) -> int:
     return sum(_tensor_bytes(t) for t in m.graph.initializer if not t.name.endswith(NOT_WEIGHTS))
 
 
+def _constant_sources(m) -> dict[str, str]:
+    """Outputs of Cast / Reshape nodes over an initializer -> that initializer. A transcoded GGUF stores its fp16
+    scales as fp16 initializers behind a Cast that ORT folds at load: they are the MatMulNBits scales all the same."""
+    inits = {t.name for t in m.graph.initializer}
+    src: dict[str, str] = {}
+    for node in m.graph.node:
+        if node.op_type in ("Cast", "Reshape") and node.input and node.output:
+            x = src.get(node.input[0], node.input[0])
+            if x in inits:
+                src[node.output[0]] = x
+    return src
+
+
 def decode_weight_bytes(model_path: Path) -> int:
     """Weight bytes a decoder streams per generated token: every MatMul weight (plain or MatMulNBits), not the
     embedding table, of which one row is read per token."""
     m = _onnx_header(model_path)
     sizes = {t.name: _tensor_bytes(t) for t in m.graph.initializer}
+    src = _constant_sources(m)
     total = 0
     for n in m.graph.node:
         if n.op_type == "MatMul" and len(n.input) == 2:
-            total += sizes.get(n.input[1], 0)
+            total += sizes.get(src.get(n.input[1], n.input[1]), 0)
         elif n.op_type == "MatMulNBits":
-            total += sum(sizes.get(x, 0) for x in n.input[1:4] if x)
+            total += sum(sizes.get(src.get(x, x), 0) for x in n.input[1:4] if x)
     return total
 
 
@@ -82,6 +96,7 @@ def logical_params(model_path: Path) -> int:
 
     m = _onnx_header(model_path)
     dims = {t.name: (int(np.prod(t.dims)) if len(t.dims) else 1, t.data_type) for t in m.graph.initializer}
+    src = _constant_sources(m)
     skip, n = set(), 0
     for node in m.graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -93,6 +108,9 @@ def logical_params(model_path: Path) -> int:
             skip.add(node.input[0])  # packed data (usually a head shared with MatMulNBits, counted there)
         elif node.op_type in ("DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger"):
             skip.update(x for x in node.input[1:] if x and node.op_type != "MatMulInteger")
+        elif node.op_type in ("MatMul", "Gather") and any(x.endswith(".mins") for x in node.input[:2]):
+            skip.update(node.input[:2])  # a transcoded GGUF's per-block mins: part of its quantized weights
+    skip |= {src[x] for x in skip if x in src}
     for name, (count, dtype) in dims.items():
         if name in skip or name.endswith(NOT_WEIGHTS) or count < 2:
             continue

@@ -8,12 +8,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 from gguf import GGMLQuantizationType as T
-from gguf import GGUFWriter
+from gguf import GGUFReader, GGUFWriter
 from gguf.quants import dequantize
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise.errors import EdgewiseError
-from edgewise.export.gguf_transcode import _rope_unpermute, transcode_graph
+from edgewise.export.gguf_blocks import requantize_4bit, unpack
+from edgewise.export.gguf_transcode import _rope_unpermute, budget_rows, transcode_graph
 from tests.export.test_gguf_blocks import random_blocks
 
 K, VOCAB, HEADS, KV_HEADS = 256, 64, 2, 1
@@ -132,3 +133,82 @@ def test_an_embedding_kept_as_its_own_table_shares_the_head_blocks(tmp_path, emb
     assert "model.embed_tokens.weight" not in names and "lm_head.MatMul.weight" not in names
     assert sum(n.endswith(f".B{8 if embd_type == T.Q8_0 else 4}") and "lm_head" in n for n in names) == 1
     assert [r["shared_with_head"] for r in report["tensors"] if r["weight"] == "model.embed_tokens.weight"] == [True]
+
+
+def test_scales_are_stored_in_16_bits_when_exact(tmp_path):
+    """GGUF scales are fp16 numbers: the file keeps them in 16 bits behind a Cast that ORT folds at load."""
+    model, gguf_path = build(tmp_path, T.Q8_0)
+    transcode_graph(model, gguf_path, accuracy_level=1)
+    by_name = {t.name: t for t in model.graph.initializer}
+    casts = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    for n in model.graph.node:
+        if n.op_type == "MatMulNBits":
+            # Q4_0, Q5_0, Q8_0 and Q6_K carry fp16 scales (Q6_K's are fp16 x int8, which fits fp16's 11 bits here
+            # only sometimes); whichever way each went, the stored tensor is the one the Cast reads.
+            s = n.input[2]
+            assert (s in casts and by_name[casts[s]].data_type == TensorProto.FLOAT16) or \
+                by_name[s].data_type == TensorProto.FLOAT
+    q8 = next(n for n in model.graph.node if n.op_type == "MatMulNBits" and "layers.1.attn" in n.name)
+    assert by_name[casts[q8.input[2]]].data_type == TensorProto.FLOAT16
+
+
+@pytest.mark.parametrize("own_table", [False, True], ids=["tied", "own-table"])
+def test_a_bits_budget_requantizes_the_heads_last_rows(tmp_path, own_table):
+    model, gguf_path = build(tmp_path, T.Q8_0, own_table=own_table)
+    head = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "lm_head.MatMul.weight")).T
+    ids = np.array([[0, 5, 47, 48, 63, 5]], np.int64)
+    want = run(model, ids)
+    rows4 = 16  # of 64: rows 48-63 go to 4 bits
+    report = transcode_graph(model, gguf_path, accuracy_level=1, head_rows4=rows4)
+    got = run(model, ids)
+    t = next(t for t in GGUFReader(str(gguf_path)).tensors if t.name == "token_embd.weight")
+    table = unpack(t.data, T.Q8_0, VOCAB, K)
+    assert np.array_equal(table.dequantize(), head)
+    low = requantize_4bit(table.take_rows(np.arange(VOCAB - rows4, VOCAB))).dequantize()
+    # The token lookup: exact rows below the split, the requantized ones above it.
+    h_want, h_got = want[0][0], got[0][0]
+    np.testing.assert_allclose(h_got[:3], h_want[:3], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(h_got[3], low[0], rtol=1e-5, atol=1e-6)   # id 48, the first 4-bit row
+    np.testing.assert_allclose(h_got[4], low[15], rtol=1e-5, atol=1e-6)  # id 63, the last
+    # The head, over the h it was given: the first 48 logits from the exact rows, the last 16 from the 4-bit ones.
+    y = got[-1][0]
+    tol = 1e-4 * float(np.abs(y).max())
+    np.testing.assert_allclose(y[:, :48], h_got @ head[:48].T, rtol=1e-4, atol=tol)
+    np.testing.assert_allclose(y[:, 48:], h_got @ low.T, rtol=1e-4, atol=tol)
+    assert [r for r in report["tensors"] if r["type"] == "requantized"][0]["gguf"] == "rows 48-63"
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("GatherBlockQuantized") == 2 and "Where" in ops
+
+
+def _blocks_of(w):
+    """Q8_0-like blocks of a float (rows, K) table, exact when w came from Q8_0 (scale = max |w| / 127)."""
+    from edgewise.export.gguf_blocks import Blocks
+
+    x = w.reshape(w.shape[0], -1, 32)
+    d = (np.abs(x).max(-1) / 127).astype(np.float16).astype(np.float32)
+    codes = np.clip(np.rint(x / np.where(d > 0, d, 1)[..., None]) + 128, 0, 255).astype(np.uint8)
+    return Blocks(codes.reshape(w.shape), d, None, 8, 32)
+
+
+def test_requantized_rows_use_fp16_scales_and_mins():
+    rng = np.random.default_rng(1)
+    b = _blocks_of(rng.normal(0, 0.05, (8, 64)).astype(np.float32))
+    q = requantize_4bit(b)
+    assert q.bits == 4 and q.block == 32 and q.codes.max() <= 15
+    for a in (q.scales, q.mins):
+        assert np.array_equal(a.astype(np.float16).astype(np.float32), a)
+    # Per block, no worse than plain min-max rounding (one of the candidates the search compares).
+    x = b.dequantize().reshape(8, 2, 32)
+    lo, d = x.min(-1, keepdims=True), (x.max(-1, keepdims=True) - x.min(-1, keepdims=True)) / 15
+    plain = np.square(np.clip(np.rint((x - lo) / d), 0, 15) * d + lo - x).sum(-1)
+    ours = np.square(q.dequantize().reshape(8, 2, 32) - x).sum(-1)
+    assert np.all(ours <= plain * 1.05 + 1e-9) and ours.sum() < plain.sum()
+
+
+def test_budget_rows():
+    # 1,000 params, 800 bytes = 6.4 bits per weight; K = 64 saves 32 - 4 = 28 bytes a row.
+    assert budget_rows(800, 1000, 6.4, rows=100, K=64) == 0
+    assert budget_rows(800, 1000, 6.0, rows=100, K=64) == 64  # 50 bytes over: 2 rows, rounded up to 64
+    assert budget_rows(800, 1000, 6.0, rows=50, K=64) == 49  # rounding never takes the whole table
+    with pytest.raises(EdgewiseError, match="out of reach by requantizing the token table alone"):
+        budget_rows(800, 1000, 3.0, rows=10, K=64)  # 425 bytes over needs 16 rows

@@ -65,3 +65,22 @@ def test_smollm2_runs_transcoded_by_default_at_the_exact_weights_quality():
     assert (fast.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
     r = generate(lm, "The capital of France is", GenerationConfig(max_tokens=8, temperature=0.0))
     assert r.text.strip() and r.generation_tokens > 0
+
+
+def test_smollm2_within_a_bits_budget_keeps_the_quality():
+    """gguf-5.5bpw: the packaged SmolLM2's exact transcode is 5.75 bits per weight (its Q8_0 token table); the
+    budget variant moves the table's highest-id rows to 4 bits and must stay close to the exact weights."""
+    from edgewise.formats import onnx_bits_per_weight
+
+    src = load("smollm2-135m")
+    exact_dir = transcode_gguf(src, accuracy_level=1)
+    small_dir = transcode_gguf(src, accuracy_level=1, max_bpw=5.5)
+    assert onnx_bits_per_weight(exact_dir / "model.onnx") > 5.5 >= onnx_bits_per_weight(small_dir / "model.onnx")
+    report = json.loads((small_dir / "transcode.json").read_text())
+    assert 0 < report["head_rows4"] < 49152 // 2 and report["max_bpw"] == 5.5
+    exact = load_model(str(exact_dir), backend="ort", threads=2)
+    small = load_model(str(small_dir), backend="ort", threads=2)
+    ids = exact.tokenizer.encode(TEXT)
+    a, b = forward_logits(exact, ids), forward_logits(small, ids)
+    assert abs(_nll(b, ids) - _nll(a, ids)) < 0.03  # the demo's 5% perplexity gate is 0.049 in NLL
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9

@@ -27,8 +27,11 @@ class GgufTranscode:
     """
 
     accuracy_level: int = 4
+    max_bpw: float | None = None
     label = "gguf"
-    names = {"gguf": {}, "gguf-exact": {"accuracy_level": 1}}
+    # gguf-5.5bpw: the same blocks, with the token table's rarest rows moved from 8 to 4 bits to fit 5.5 bits per
+    # weight (SmolLM2's Q8_0 table alone puts the exact transcode at 5.8; llama.cpp's own file is 5.85).
+    names = {"gguf": {}, "gguf-exact": {"accuracy_level": 1}, "gguf-5.5bpw": {"max_bpw": 5.5}}
     nominal_bits = 4.5  # Q4_1 / Q4_K_M with their 8-bit containers; the report measures the real figure
     weight_only = False
 
@@ -36,9 +39,14 @@ class GgufTranscode:
         if self.accuracy_level not in (0, 1, 2, 3, 4):
             raise EdgewiseError(f"gguf: accuracy_level must be 0-4 (MatMulNBits compute type), "
                                 f"got {self.accuracy_level!r}: use 4 (int8 activations, fast) or 1 (fp32, exact)")
+        if self.max_bpw is not None and not (isinstance(self.max_bpw, (int, float)) and 2 <= self.max_bpw <= 32):
+            raise EdgewiseError(f"gguf: max_bpw must be a number of bits per weight in [2, 32], got {self.max_bpw!r}")
 
     def describe(self) -> str:
         how = "int8 activations" if self.accuracy_level == 4 else "fp32 compute"
+        if self.max_bpw is not None:
+            return (f"GGUF blocks transcoded to MatMulNBits ({how}); the token table's highest-id rows requantized "
+                    f"8 -> 4 bits to fit {self.max_bpw:g} bits per weight")
         return f"GGUF blocks transcoded to MatMulNBits ({how}, no requantization)"
 
 
@@ -49,11 +57,15 @@ def gguf_transcode(cfg: GgufTranscode, ctx: CompressContext, name: str) -> Quant
     from edgewise.export.gguf_transcode import transcode_gguf
 
     t0 = time.perf_counter()
-    path = transcode_gguf(ctx.source, accuracy_level=cfg.accuracy_level)
+    path = transcode_gguf(ctx.source, accuracy_level=cfg.accuracy_level, max_bpw=cfg.max_bpw)
     notes = []
     report = path / "transcode.json"
     if report.exists():
-        by_type = json.loads(report.read_text()).get("by_type", {})
+        info = json.loads(report.read_text())
+        by_type = info.get("by_type", {})
         notes.append("GGUF types kept: " + ", ".join(
-            f"{t} x{s['tensors']} -> {s['container']}" for t, s in sorted(by_type.items())))
+            f"{t} x{s['tensors']} -> {s['container']}" for t, s in sorted(by_type.items()) if t != "requantized"))
+        if info.get("head_rows4"):
+            notes.append(f"{info['head_rows4']} highest-id head rows requantized to 4 bits (budget "
+                         f"{info.get('max_bpw')} bits per weight)")
     return finish(ctx, name, cfg, path, t0, notes=notes)

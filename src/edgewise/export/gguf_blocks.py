@@ -200,3 +200,36 @@ def unpack(raw: np.ndarray, qtype, rows: int, K: int) -> Blocks:
                   np.ascontiguousarray(scales, dtype=np.float32).reshape(rows, kb),
                   None if mins is None else np.ascontiguousarray(mins, dtype=np.float32).reshape(rows, kb),
                   bits, block)
+
+
+def requantize_4bit(b: Blocks, block: int = 32) -> Blocks:
+    """The weight `b` stands for, requantized to 4-bit blocks with a scale and a min (Q4_1's grid), both chosen
+    as fp16 values so the graph can store them in 16 bits exactly.
+
+    Per block the scale and min come from a small search (the block's range shrunk by up to 20%, by the lowest
+    squared error), the same idea as llama.cpp's make_qkx search; used only where a bits budget asks for it.
+    """
+    w = b.dequantize()
+    rows, K = w.shape
+    if K % block:
+        raise UnsupportedModelError(f"a row of {K} elements is not whole blocks of {block}")
+    x = w.reshape(rows, K // block, block)
+    lo, hi = x.min(-1, keepdims=True), x.max(-1, keepdims=True)
+    best_err = best_codes = best_d = best_m = None
+    for shrink in (1.0, 0.95, 0.9, 0.85, 0.8):
+        for anchor in (0.0, 0.5, 1.0):  # where the shrunk range sits: at the low end, centred, at the high end
+            span = (hi - lo) * shrink
+            low = lo + anchor * (hi - lo - span)
+            d = (span / 15).astype(np.float16).astype(np.float32)
+            d = np.where(d > 0, d, np.float32(1.0))
+            m = (low + 8 * d).astype(np.float16).astype(np.float32)  # w = d (code - 8) + m
+            codes = np.clip(np.rint((x - m) / d + 8), 0, 15)
+            err = np.square(d * (codes - 8) + m - x).sum(-1, keepdims=True)
+            if best_err is None:
+                best_err, best_codes, best_d, best_m = err, codes, d, m
+                continue
+            take = err < best_err
+            best_err = np.where(take, err, best_err)
+            best_codes = np.where(take, codes, best_codes)
+            best_d, best_m = np.where(take, d, best_d), np.where(take, m, best_m)
+    return Blocks(best_codes.astype(np.uint8).reshape(rows, K), best_d[..., 0], best_m[..., 0], 4, block)

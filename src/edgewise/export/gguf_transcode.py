@@ -25,7 +25,7 @@ from gguf import GGUFReader
 from edgewise.errors import EdgewiseError, UnsupportedModelError
 from edgewise.export.cache import cached_build
 from edgewise.export.genai import build_genai
-from edgewise.export.gguf_blocks import FLOAT_TYPES, Blocks, supported, unpack
+from edgewise.export.gguf_blocks import FLOAT_TYPES, Blocks, requantize_4bit, supported, unpack
 from edgewise.models.source import ModelSource
 
 # onnx (about 2 s) is imported inside the functions that build a graph: a cached transcode, the runtime's usual
@@ -33,7 +33,7 @@ from edgewise.models.source import ModelSource
 
 MS_DOMAIN = "com.microsoft"
 # Bump when the written graph changes, so cached folders are rebuilt.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: scales and mins stored as fp16 where exact; the lookup reshapes the head's scales
 # The genai builder's weight names -> GGUF tensor names (several, in output-row order, for packed projections).
 _PROJ = {
     "q_proj": ("attn_q",), "k_proj": ("attn_k",), "v_proj": ("attn_v",), "qkv_proj": ("attn_q", "attn_k", "attn_v"),
@@ -128,6 +128,28 @@ class _Graph:
         self.new_inits.append(numpy_helper.from_array(array, name))
         return name
 
+    def float_init(self, name: str, array: np.ndarray) -> str:
+        """An fp32 tensor (scales, mins) stored in 16 bits when every value is an fp16 number, which GGUF's own
+        scales are: a Cast of an initializer is folded by ORT when the session loads, so MatMulNBits still sees
+        fp32 constants (prepacking, memory and speed unchanged) while the file carries 2 bytes per value."""
+        from onnx import TensorProto
+
+        array = np.ascontiguousarray(array, np.float32)
+        half = array.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), array):
+            return self.init(name, array)
+        self.init(name + ".f16", half)
+        self.node("Cast", [name + ".f16"], [name], name + "/Cast", to=TensorProto.FLOAT)
+        return name
+
+    def scales(self, b: Blocks, prefix: str) -> str:
+        """(N, K/block) scales, written once per prefix (a tied head and its lookup share them)."""
+        name = f"{prefix}.scales"
+        if name not in self.tables:
+            self.float_init(name, b.scales)
+            self.tables.add(name)
+        return name
+
     def node(self, op: str, inputs: list[str], outputs: list[str], name: str, domain: str = "", **attrs):
         from onnx import helper
 
@@ -156,7 +178,7 @@ class _Graph:
             packed = (c[..., 0::2] | (c[..., 1::2] << 4)).astype(np.uint8) if b.bits == 4 else c
             self.init(name, np.ascontiguousarray(packed))
             if b.mins is not None:
-                self.init(f"{prefix}.mins", np.ascontiguousarray(b.mins.T, np.float32))
+                self.float_init(f"{prefix}.mins", b.mins.T)
             self.tables.add(name)
         return name
 
@@ -164,7 +186,7 @@ class _Graph:
         """out = x @ W^T for W given by blocks b (rows = N outputs), plus the min term when b has mins."""
         N, K = b.rows, b.K
         B = self.table(b, prefix)
-        S = self.init(f"{prefix}.scales", np.ascontiguousarray(b.scales, np.float32))
+        S = self.scales(b, prefix)
         main = out if b.mins is None else out + "/codes"
         self.node("MatMulNBits", [x, B, S], [main], prefix + "/MatMulNBits", MS_DOMAIN,
                   K=K, N=N, bits=b.bits, block_size=b.block, accuracy_level=self.accuracy_level)
@@ -178,20 +200,48 @@ class _Graph:
         N, K = b.rows, b.K
         kb = K // b.block
         B = self.table(b, prefix)
-        S3 = self.init(f"{prefix}.scales3", np.ascontiguousarray(b.scales.reshape(N, kb, 1), np.float32))
+        # GatherBlockQuantized wants the scales as (N, K/block, 1): a Reshape of the head's own, folded at load.
+        S3 = prefix + ".scales3"
+        if S3 not in self.tables:
+            shape3 = self.init(prefix + "/scales3_shape", np.array([N, kb, 1], np.int64))
+            self.node("Reshape", [self.scales(b, prefix), shape3], [S3], prefix + "/ReshapeScales")
+            self.tables.add(S3)
         blocks_out = out + "/blocks"
-        self.node("GatherBlockQuantized", [B, ids, S3], [blocks_out], prefix + "/GatherBlockQuantized", MS_DOMAIN,
+        self.node("GatherBlockQuantized", [B, ids, S3], [blocks_out], out + "/GatherBlockQuantized", MS_DOMAIN,
                   bits=b.bits, block_size=b.block, gather_axis=axis, quantize_axis=2)
         if b.mins is not None:
             # mins are stored (kb, N) for the head: gather columns, move kb last, broadcast over the block.
-            self.node("Gather", [f"{prefix}.mins", ids], [out + "/m"], prefix + "/GatherMins", axis=1)
-            self.node("Transpose", [out + "/m"], [out + "/mt"], prefix + "/TransposeMins", perm=[1, 2, 0])
-            ax = self.init(prefix + "/unsq", np.array([-1], np.int64))
-            self.node("Unsqueeze", [out + "/mt", ax], [out + "/mu"], prefix + "/UnsqueezeMins")
-            self.node("Add", [blocks_out, out + "/mu"], [out + "/withmins"], prefix + "/AddLookupMins")
+            self.node("Gather", [f"{prefix}.mins", ids], [out + "/m"], out + "/GatherMins", axis=1)
+            self.node("Transpose", [out + "/m"], [out + "/mt"], out + "/TransposeMins", perm=[1, 2, 0])
+            ax = self.init(out + "/unsq", np.array([-1], np.int64))
+            self.node("Unsqueeze", [out + "/mt", ax], [out + "/mu"], out + "/UnsqueezeMins")
+            self.node("Add", [blocks_out, out + "/mu"], [out + "/withmins"], out + "/AddLookupMins")
             blocks_out = out + "/withmins"
-        shape = self.init(prefix + "/lookup_shape", np.array([0, 0, K], np.int64))
-        self.node("Reshape", [blocks_out, shape], [out], prefix + "/LookupReshape")
+        shape = self.init(out + "/lookup_shape", np.array([0, 0, K], np.int64))
+        self.node("Reshape", [blocks_out, shape], [out], out + "/LookupReshape")
+
+    def lookup_split(self, ids: str, parts: list[Blocks], prefixes: list[str], out: str, axis: int) -> None:
+        """A lookup over a table whose rows are split in two containers (rows [0, s) and [s, V)): both halves are
+        gathered with clamped ids and Where picks the right one per token."""
+        from onnx import TensorProto
+
+        if len(parts) != 2 or axis != 0:
+            raise EdgewiseError(f"a split token table needs 2 parts on axis 0, got {len(parts)} on axis {axis}")
+        s = parts[0].rows
+        split = self.init(out + "/split", np.array(s, np.int64))
+        last = self.init(out + "/split_last", np.array(s - 1, np.int64))
+        zero = self.init(out + "/zero", np.array(0, np.int64))
+        self.node("Cast", [ids], [out + "/ids64"], out + "/CastIds", to=TensorProto.INT64)
+        ids64 = out + "/ids64"
+        self.node("Min", [ids64, last], [out + "/lo_ids"], out + "/MinIds")
+        self.node("Sub", [ids64, split], [out + "/hi_ids_raw"], out + "/SubIds")
+        self.node("Max", [out + "/hi_ids_raw", zero], [out + "/hi_ids"], out + "/MaxIds")
+        self.lookup(out + "/lo_ids", parts[0], prefixes[0], out + "/lo", axis)
+        self.lookup(out + "/hi_ids", parts[1], prefixes[1], out + "/hi", axis)
+        self.node("Less", [ids64, split], [out + "/is_lo"], out + "/LessIds")
+        ax = self.init(out + "/unsq_ax", np.array([-1], np.int64))
+        self.node("Unsqueeze", [out + "/is_lo", ax], [out + "/is_lo3"], out + "/UnsqueezeIds")
+        self.node("Where", [out + "/is_lo3", out + "/lo", out + "/hi"], [out], out + "/WhereRows")
 
 
 def _groups(parts: list[Blocks]) -> list[Blocks]:
@@ -205,8 +255,28 @@ def _groups(parts: list[Blocks]) -> list[Blocks]:
     return [g[0] if len(g) == 1 else Blocks.concat_rows(g) for g in groups]
 
 
-def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4) -> dict:
-    """Rewrite the fp32 genai graph `model` (weights loaded) in place; returns the per-tensor report."""
+def _split_head(parts: list[Blocks], rows4: int, report: list) -> list[Blocks]:
+    """The head's last `rows4` rows (the highest token ids: a BPE vocabulary's latest, rarest merges) requantized
+    from their 8-bit container to 4 bits; the rest stay exact."""
+    if len(parts) != 1 or parts[0].bits != 8:
+        raise EdgewiseError("a bits budget requantizes rows of an 8-bit token table, and this model's head is "
+                            f"{'/'.join(f'{p.bits}-bit' for p in parts)}: use the exact `gguf` variant or int4-gptq")
+    b = parts[0]
+    if not 0 < rows4 < b.rows:
+        raise EdgewiseError(f"rows to requantize must be in (0, {b.rows}), got {rows4}")
+    keep = b.take_rows(np.arange(b.rows - rows4))
+    low = requantize_4bit(b.take_rows(np.arange(b.rows - rows4, b.rows)))
+    err = float(np.abs(low.dequantize() - b.take_rows(np.arange(b.rows - rows4, b.rows)).dequantize()).max())
+    report.append({"weight": "lm_head.MatMul.weight", "gguf": "rows %d-%d" % (b.rows - rows4, b.rows - 1),
+                   "type": "requantized", "container": "4-bit/32", "mins": True, "max_error": err})
+    return [keep, low]
+
+
+def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4, head_rows4: int = 0) -> dict:
+    """Rewrite the fp32 genai graph `model` (weights loaded) in place; returns the per-tensor report.
+
+    head_rows4 > 0 requantizes that many of the head's highest-id rows to 4 bits (what a bits budget asks for);
+    everything else keeps the GGUF's own blocks."""
     from onnx import helper, numpy_helper
 
     tensors, meta = _gguf_tensors(gguf_path)
@@ -246,6 +316,8 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4) -> dict:
         if row0 != W.shape[1]:
             raise EdgewiseError(f"{wname}: the GGUF tensors {names} cover {row0} of {W.shape[1]} outputs")
         prefix = wname.removesuffix(".MatMul.weight")
+        if head_rows4 and wname == "lm_head.MatMul.weight":
+            parts = _split_head(parts, head_rows4, report)
         groups = _groups(parts)
         if len(groups) == 1:
             out.matmul_nbits(n.input[0], groups[0], prefix, n.output[0])
@@ -259,13 +331,17 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4) -> dict:
         heads[wname] = (groups, prefix)
     # A tied embedding reads the head's table: Transpose(lm_head) -> Gather becomes GatherBlockQuantized.
     head = "lm_head.MatMul.weight"
-    if head in heads and len(heads[head][0]) == 1:
+    if head in heads and len(heads[head][0]) <= 2:
+        groups, prefix = heads[head]
         for tr in consumers.get(head, []):
             if tr.op_type != "Transpose" or not all(c.op_type == "Gather" for c in consumers.get(tr.output[0], [])):
                 continue
             for c in consumers[tr.output[0]]:
-                axis = next((helper.get_attribute_value(a) for a in c.attribute if a.name == "axis"), 0)
-                out.lookup(c.input[1], heads[head][0][0], heads[head][1], c.output[0], int(axis))
+                axis = int(next((helper.get_attribute_value(a) for a in c.attribute if a.name == "axis"), 0))
+                if len(groups) == 1:
+                    out.lookup(c.input[1], groups[0], prefix, c.output[0], axis)
+                else:
+                    out.lookup_split(c.input[1], groups, [f"{prefix}.part{i}" for i in range(2)], c.output[0], axis)
                 removed_nodes.add(id(c))
             removed_nodes.add(id(tr))
     # An embedding the export keeps as its own (V, K) table (Qwen2's builder does, even when the GGUF ties it):
@@ -279,13 +355,17 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4) -> dict:
         E = numpy_helper.to_array(inits[n.input[0]])
         if E.shape != (embd.rows, embd.K):
             raise EdgewiseError(f"token_embd.weight: {embd.rows}x{embd.K} in the GGUF but {E.shape} in the export")
-        tied = head in heads and len(heads[head][0]) == 1 and _gguf_names(head, tensors) == ("token_embd.weight",)
+        groups = heads[head][0] if head in heads else []
+        tied = len(groups) in (1, 2) and _gguf_names(head, tensors) == ("token_embd.weight",)
         b, err = _matching_blocks(embd, E, meta)
-        if tied and not np.array_equal(b.codes, heads[head][0][0].codes):
+        if tied and not np.array_equal(b.codes[:groups[0].rows], groups[0].codes):
             tied = False  # the same GGUF tensor in another row order: give the lookup its own table
-        prefix = heads[head][1] if tied else n.input[0].removesuffix(".weight")
-        axis = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "axis"), 0)
-        out.lookup(n.input[1], heads[head][0][0] if tied else b, prefix, n.output[0], int(axis))
+        axis = int(next((helper.get_attribute_value(a) for a in n.attribute if a.name == "axis"), 0))
+        if tied and len(groups) == 2:  # the head's rows split by a bits budget: the lookup reads both halves
+            out.lookup_split(n.input[1], groups, [f"{heads[head][1]}.part{i}" for i in range(2)], n.output[0], axis)
+        else:
+            out.lookup(n.input[1], groups[0] if tied else b, heads[head][1] if tied else
+                       n.input[0].removesuffix(".weight"), n.output[0], axis)
         report.append({"weight": n.input[0], "gguf": embd.name, "type": embd.qtype.name,
                        "container": f"{b.bits}-bit/{b.block}", "mins": b.mins is not None, "max_error": err,
                        "shared_with_head": tied})
@@ -326,20 +406,16 @@ def _summary(report: dict) -> dict:
     return by_type
 
 
-def transcode_gguf(source: ModelSource, accuracy_level: int = 4) -> Path:
-    """The cached genai folder for a GGUF source, computing with its own quantized blocks."""
-    import onnx
-
-    if source.kind != "gguf":
-        raise EdgewiseError(f"{source.ref} is a {source.kind} model, not a quantized .gguf file: use int4 or int8 to "
-                            "quantize it, or point --model at a GGUF")
-    gguf_path = Path(source.path)
+def _writer(source: ModelSource, accuracy_level: int, head_rows4: int = 0, **record):
+    """The cached_build callback that writes one transcoded folder (graph, genai files, transcode.json)."""
 
     def build(dst: Path) -> None:
+        import onnx
+
         t0 = time.perf_counter()
         base = build_genai(source, "fp32")
         model = onnx.load(str(base / "model.onnx"), load_external_data=True)
-        report = transcode_graph(model, gguf_path, accuracy_level)
+        report = transcode_graph(model, Path(source.path), accuracy_level, head_rows4=head_rows4)
         report["by_type"] = _summary(report)
         for f in base.iterdir():
             if f.is_file() and f.suffix != ".onnx" and not f.name.endswith(".data") and not f.name.startswith(".") \
@@ -348,6 +424,56 @@ def transcode_gguf(source: ModelSource, accuracy_level: int = 4) -> Path:
         onnx.save_model(model, str(dst / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                         location="model.onnx.data", size_threshold=1024)
         report["seconds"] = round(time.perf_counter() - t0, 1)
+        report.update(head_rows4=head_rows4, **record)
         (dst / "transcode.json").write_text(json.dumps(report, indent=1))
 
-    return cached_build("gguf-onnx", gguf_path, {"accuracy_level": accuracy_level, "v": FORMAT_VERSION}, build)
+    return build
+
+
+def transcode_gguf(source: ModelSource, accuracy_level: int = 4, max_bpw: float | None = None) -> Path:
+    """The cached genai folder for a GGUF source, computing with its own quantized blocks.
+
+    max_bpw: a bits-per-weight budget. When the exact transcode is over it, the head's highest-id rows are
+    requantized from 8 to 4 bits until it fits (budget_rows); every other tensor stays the GGUF's own."""
+    if source.kind != "gguf":
+        raise EdgewiseError(f"{source.ref} is a {source.kind} model, not a quantized .gguf file: use int4 or int8 to "
+                            "quantize it, or point --model at a GGUF")
+    if max_bpw is not None and not 2 <= max_bpw <= 32:
+        raise EdgewiseError(f"max_bpw must be between 2 and 32 bits per weight, got {max_bpw!r}")
+    gguf_path = Path(source.path)
+    exact = cached_build("gguf-onnx", gguf_path, {"accuracy_level": accuracy_level, "v": FORMAT_VERSION},
+                         _writer(source, accuracy_level))
+    if max_bpw is None:
+        return exact
+    from edgewise.formats import logical_params, weight_bytes
+
+    onnx_path = exact / "model.onnx"
+    tensors, _ = _gguf_tensors(gguf_path)
+    head = tensors.get("output.weight") or tensors.get("token_embd.weight")
+    if head is None:
+        raise UnsupportedModelError(f"{source.ref}: no output.weight or token_embd.weight tensor to requantize")
+    rows4 = budget_rows(weight_bytes(onnx_path), logical_params(onnx_path), max_bpw, head.rows, head.K)
+    if rows4 == 0:
+        return exact
+    return cached_build("gguf-onnx", gguf_path, {"accuracy_level": accuracy_level, "v": FORMAT_VERSION,
+                                                 "head_rows4": rows4},
+                        _writer(source, accuracy_level, rows4, max_bpw=max_bpw))
+
+
+def budget_rows(weight_bytes: int, params: int, max_bpw: float, rows: int, K: int, block: int = 32) -> int:
+    """How many 8-bit head rows must become 4-bit for weight_bytes to fit max_bpw over params; 0 when it fits.
+
+    A row saves K/2 bytes of codes and gains K/block fp16 mins (its fp16 scales stay), so K/2 - 2K/block bytes.
+    Rounded up to a multiple of 64 rows (all but one at most). Raises when even the whole table at 4 bits would
+    not fit."""
+    excess = weight_bytes - max_bpw * params / 8
+    if excess <= 0:
+        return 0
+    saving = K / 2 - 2 * K / block
+    need = int(np.ceil(excess / saving))
+    if need >= rows:
+        floor = 8 * (weight_bytes - rows * saving) / params
+        raise EdgewiseError(f"a {max_bpw:g} bits-per-weight budget is out of reach by requantizing the token table "
+                            f"alone (the exact transcode is {8 * weight_bytes / params:.2f}, the whole table at 4 bits "
+                            f"would give {floor:.2f}): raise the budget, or use int4-gptq or mixed")
+    return min(-(-need // 64) * 64, rows - 1)

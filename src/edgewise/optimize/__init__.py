@@ -39,10 +39,10 @@ from edgewise.staging import staged_dir
 REPORT_SCHEMA = "edgewise-report"
 REPORT_VERSION = 1
 # PyTorch ("torch") is left out of the default run to keep the demo short; benchmarks/backends_speed.py compares it.
-DECODER_METHODS = ("fp32", "gguf", "int8", "int4", "int4-gptq", "mixed", "q8_0", "q4_k_m")
+DECODER_METHODS = ("fp32", "gguf", "gguf-5.5bpw", "int8", "int4", "int4-gptq", "mixed", "q8_0", "q4_k_m")
 ENCODER_METHODS = ("fp32", "int8-dynamic", "int8-static", "int8", "int4", "int4-gptq")
 OPTIONAL = ("q8_0", "q4_k_m")  # llama.cpp comparators: default only when the extra is installed
-GGUF_ONLY = ("gguf",)  # the shipped GGUF's own blocks: default only when the input is a quantized GGUF
+GGUF_ONLY = ("gguf", "gguf-5.5bpw")  # the shipped GGUF's own blocks: default only when the input is a quantized GGUF
 
 
 @dataclass
