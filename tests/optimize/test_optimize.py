@@ -177,10 +177,10 @@ def test_a_row_says_what_its_weights_are():
     from edgewise.report.row import VariantRow
 
     got = {m: variant_precision(parse_method(m)[1]) for m in
-           ("fp32", "int8", "int4", "int4:symmetric=false", "int4-gptq", "mixed", "q4_k_m", "gguf", "int8-dynamic")}
+           ("fp32", "int8", "int4", "int4:symmetric=false", "int4-gptq", "mixed", "q4_k_m", "gguf", "gguf-5.5bpw", "int8-dynamic")}
     assert got == {"fp32": "fp32", "int8": "int8", "int4": "int4", "int4:symmetric=false": "int4-asym",
                    "int4-gptq": "int4", "mixed": "int4+int8", "q4_k_m": "Q4_K_M", "gguf": "gguf",
-                   "int8-dynamic": "int8"}
+                   "gguf-5.5bpw": "gguf+int4", "int8-dynamic": "int8"}
     row = VariantRow(name="int8", method="int8", backend="ort", path="x", precision="int8")
     row.add_bench({"precision": "fp32", "generation_tps": 10.0})  # the benchmark loads the folder "as built"
     assert row.as_dict()["precision"] == "int8" and row.as_dict()["generation_tps"] == 10.0

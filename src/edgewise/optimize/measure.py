@@ -96,7 +96,7 @@ def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Mea
 
 def variant_precision(cfg) -> str:
     """What a variant's weights are, in a word: `int4`, `int4+int8` (mixed), `Q4_K_M` (llama.cpp), `gguf` (the
-    GGUF's own blocks), `fp32`. The benchmark loads every folder 'as built', so its own precision says nothing."""
+    GGUF's own blocks; `gguf+int4` with rows requantized for a bits budget), `fp32`. The benchmark loads every folder 'as built', so its own precision says nothing."""
     if getattr(cfg, "qtype", None):
         return str(cfg.qtype)
     base, high = getattr(cfg, "base", None), getattr(cfg, "high", None)
@@ -105,6 +105,8 @@ def variant_precision(cfg) -> str:
     if getattr(type(cfg), "weight_only", False):
         return f"int{cfg.grid.bits}" + ("" if cfg.grid.symmetric else "-asym")
     label = str(getattr(cfg, "label", "fp32"))
+    if label == "gguf" and getattr(cfg, "max_bpw", None) is not None:
+        return "gguf+int4"  # the GGUF's blocks, with some token-table rows requantized to 4 bits
     if label.startswith("int8"):
         return "int8"
     return "fp32" if label in ("fp32", "torch") else label
