@@ -307,5 +307,15 @@ def load_keyboard(model: str | None = None, backend: str = "ort", precision: str
     lm = load_model(ref, backend=backend, precision=precision, threads=threads)
     if ngram == "auto":
         ngram = default_ngram_ref(ref)
-    counts = NgramModel.load(ngram) if ngram and ngram != "none" else None
+    counts = load_count_model(ngram) if ngram and ngram != "none" else None
     return KeyboardEngine(lm, config, personal, counts)
+
+
+def load_count_model(path: str | Path):
+    """The mixture's second model from a folder: the n-gram (`ngram.json`) or the word-level LM (`word_lm.json`,
+    benchmarks/keyboard_word_lm.py's comparison), which answer the same queries."""
+    if (Path(path) / "word_lm.json").is_file():
+        from edgewise.apps.keyboard.word_lm import WordLM
+
+        return WordLM.load(path)
+    return NgramModel.load(path)

@@ -1,0 +1,109 @@
+"""Issue 11's subword-vs-word comparison: a word-level LSTM (Gboard's design, ~10k words) against the subword
+student, on the same keystrokes.
+
+    .venv/bin/python benchmarks/keyboard_word_lm.py --train /tmp/word-lm --steps 3000
+    .venv/bin/python benchmarks/keyboard_word_lm.py --eval /tmp/word-lm --json /tmp/word-lm.json
+
+--train fits edgewise.apps.keyboard.word_lm on the corpora the student and the n-gram read (one thread).
+--eval types every evaluation text through the keyboard three ways, case-sensitive, 3 suggestions, 1 thread:
+the subword student alone, the word LM alone (in the count model's slot with weight 1: the student's passes
+still run but carry no weight), and the two mixed half and half; plus the word LM's own query latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def train(args) -> int:
+    from edgewise.apps.keyboard.word_lm import WordLMConfig, train_word_lm
+    from edgewise.data.corpora import training_texts
+
+    cfg = WordLMConfig(vocab=args.vocab, embed=args.embed, hidden=args.hidden, steps=args.steps, threads=1)
+    t0 = time.perf_counter()
+    model = train_word_lm(training_texts(), cfg, progress=lambda s, n, loss: print(
+        f"step {s}/{n} loss {loss:.3f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True))
+    model.save(args.train)
+    print(f"wrote {args.train}: {model.meta['params']:,} parameters, {len(model.words):,} words, "
+          f"{model.meta['train_words']:,} training words, {model.meta['train_seconds']:.0f} s", file=sys.stderr)
+    return 0
+
+
+def query_latency(model, texts: list[Path]) -> dict:
+    """The word LM's own cost per keystroke: history state (one LSTM step per new word) plus the prefix query."""
+    from edgewise.apps.keyboard.ngram_build import sentence_words
+
+    times = []
+    for path in texts:
+        for words in list(sentence_words(path.read_text(encoding="utf-8")))[:200]:
+            for i, w in enumerate(words):
+                hist = tuple(x.lower() for x in words[max(0, i - 15):i])
+                for j in range(len(w)):
+                    t = time.perf_counter()
+                    model.probabilities(hist, w[:j].lower(), limit=8)
+                    times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+    return {"queries": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def evaluate_all(args) -> int:
+    from edgewise.apps.keyboard import KeyboardConfig
+    from edgewise.apps.keyboard.engine import load_keyboard, load_count_model
+    from edgewise.apps.keyboard.evaluate import evaluate
+    from edgewise.data.eval_texts import EVAL_TEXTS, keyboard_eval_text
+
+    names = args.text or list(EVAL_TEXTS)
+    paths = {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
+    word_lm = load_count_model(args.eval)
+    out = {"word_lm": str(args.eval), "params": word_lm.meta.get("params"), "bytes": word_lm.size_bytes(),
+           "query": query_latency(word_lm, list(paths.values())), "rows": []}
+    print(f"word LM query per keystroke: {out['query']}", file=sys.stderr)
+    setups = [("subword student alone", "none", None), ("word LM alone", str(args.eval), (1.0, 1.0, 1.0)),
+              ("student + word LM, half and half", str(args.eval), (0.5, 0.5, 0.5))]
+    for label, slot, weights in setups:
+        config = KeyboardConfig() if weights is None else replace(KeyboardConfig(), ngram_weights=weights)
+        engine = load_keyboard(args.model, precision="int4", config=config, ngram=slot)
+        for name, path in paths.items():
+            r = evaluate(engine, path.read_text(encoding="utf-8"), suggestions=3, learn=False)
+            row = {"text": name, "setup": label, "ksr": round(r.ksr, 3), "top1": r.top1, "top3": r.top3,
+                   "p50_ms": r.latency_ms["p50"], "p95_ms": r.latency_ms["p95"], "cpu_p95_ms": r.cpu_ms["p95"]}
+            out["rows"].append(row)
+            print(f"[{name}] {label:34s} KSR {r.ksr:6.2f}  p95 {r.latency_ms['p95']} ms", file=sys.stderr, flush=True)
+            args.json.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", type=Path, help="train a word LM into this folder")
+    ap.add_argument("--eval", type=Path, help="compare the word LM in this folder with the subword student")
+    ap.add_argument("--model", default=None, help="the subword student (default: the committed one)")
+    ap.add_argument("--text", action="append", help="eval text name (repeatable; default: all)")
+    ap.add_argument("--vocab", type=int, default=10_000)
+    ap.add_argument("--embed", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--json", type=Path, default=Path("keyboard_word_lm.json"))
+    args = ap.parse_args(argv)
+    if not args.train and not args.eval:
+        ap.error("give --train DIR, --eval DIR, or both")
+    if args.train:
+        train(args)
+    if args.eval:
+        return evaluate_all(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
