@@ -49,8 +49,9 @@ class KeyboardConfig:
     personal_weight: float = 0.5  # the user model's share once it has seen enough of the user's text
     # The count model's share, by how much of the history it has counts for: (unigram only, bigram history
     # seen, trigram history seen). An n-gram that has seen the exact phrase knows it better than a small LM;
-    # one that has not is a unigram list. Tuned on held-out text (benchmarks/keyboard_mixture.py).
-    ngram_weights: tuple[float, ...] = (0.2, 0.4, 0.6)
+    # one that has not is a unigram list. Tuned on held-out text (benchmarks/keyboard_mixture.py) for the
+    # committed student: the better the LM, the less the counts get (0.2, 0.4, 0.6 for its first version).
+    ngram_weights: tuple[float, ...] = (0.1, 0.3, 0.3)
     lm_candidates: int = 8  # words the LM search returns for the mixture, at least
     # Text put before every context window: a newline reads as "a paragraph starts here" to a model trained
     # on running text, which is what the window's start is (the start of the text, or of a sentence in it).
