@@ -6,7 +6,7 @@ student, on the same keystrokes.
 
 --train fits edgewise.apps.keyboard.word_lm on the corpora the student and the n-gram read (one thread).
 --eval types every evaluation text through the keyboard three ways, case-sensitive, 3 suggestions, 1 thread:
-the subword student alone, the word LM alone (in the count model's slot with weight 1: the student's passes
+the subword student alone (--no-student-row skips it), the word LM alone (in the count model's slot with weight 1: the student's passes
 still run but carry no weight), and the two mixed half and half; plus the word LM's own query latency.
 """
 
@@ -68,8 +68,10 @@ def evaluate_all(args) -> int:
     out = {"word_lm": str(args.eval), "params": word_lm.meta.get("params"), "bytes": word_lm.size_bytes(),
            "query": query_latency(word_lm, list(paths.values())), "rows": []}
     print(f"word LM query per keystroke: {out['query']}", file=sys.stderr)
-    setups = [("subword student alone", "none", None), ("word LM alone", str(args.eval), (1.0, 1.0, 1.0)),
+    setups = [("word LM alone", str(args.eval), (1.0, 1.0, 1.0)),
               ("student + word LM, half and half", str(args.eval), (0.5, 0.5, 0.5))]
+    if args.student_row:
+        setups.insert(0, ("subword student alone", "none", None))
     for label, slot, weights in setups:
         config = KeyboardConfig() if weights is None else replace(KeyboardConfig(), ngram_weights=weights)
         engine = load_keyboard(args.model, precision="int4", config=config, ngram=slot)
@@ -94,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("--embed", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--student-row", action=argparse.BooleanOptionalAction, default=True,
+                    help="also type the texts with the student alone (keyboard_mixture.py's `lm` row is the same)")
     ap.add_argument("--json", type=Path, default=Path("keyboard_word_lm.json"))
     args = ap.parse_args(argv)
     if not args.train and not args.eval:
