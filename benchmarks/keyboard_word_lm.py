@@ -86,6 +86,51 @@ def evaluate_all(args) -> int:
     return 0
 
 
+class NgramAndWordLM:
+    """The count slot holding both: (1 - v) P_ngram + v P_word, with the n-gram's known history order."""
+
+    def __init__(self, ngram, word_lm, v: float):
+        self.ngram, self.word_lm, self.v = ngram, word_lm, v
+        self.order = word_lm.order
+        self.display = {**word_lm.display, **ngram.display}
+
+    def known_order(self, hist):
+        return self.ngram.known_order(hist[-(self.ngram.order - 1):])
+
+    def probabilities(self, hist, prefix="", limit=16):
+        out = {w: (1 - self.v) * p for w, p in
+               self.ngram.probabilities(hist[-(self.ngram.order - 1):], prefix, limit).items()}
+        for w, p in self.word_lm.probabilities(hist, prefix, limit).items():
+            out[w] = out.get(w, 0.0) + self.v * p
+        return dict(sorted(out.items(), key=lambda x: -x[1])[:limit])
+
+    def size_bytes(self):
+        return self.ngram.size_bytes() + self.word_lm.size_bytes()
+
+
+def three_way_dev(args) -> int:
+    """Student + n-gram + word LM on the mixture's dev slices (never the eval texts): does the third part pay?"""
+    from edgewise.apps.keyboard.engine import load_count_model, load_keyboard
+    from edgewise.apps.keyboard.evaluate import evaluate
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from keyboard_mixture import dev_texts
+
+    both = (load_count_model("models/keyboard-ngram"), load_count_model(args.eval))
+    engine = load_keyboard(args.model, precision="int4", ngram="none")
+    texts, rows = dev_texts(), []
+    for v, w in [(0.0, (0.1, 0.3, 0.3)), (0.3, (0.1, 0.3, 0.3)), (0.5, (0.1, 0.3, 0.3)), (0.5, (0.3, 0.5, 0.5)),
+                 (0.3, (0.2, 0.4, 0.4))]:
+        engine.ngram = NgramAndWordLM(*both, v)
+        engine.config = replace(engine.config, ngram_weights=w)
+        ksr = [evaluate(engine, t).ksr for t in texts]
+        rows.append({"word_lm_share": v, "count_weights": list(w), "dev_ksr": [round(k, 3) for k in ksr]})
+        print(f"word LM share {v} of the count slot, slot weights {w}: dev KSR "
+              f"{', '.join(f'{k:.2f}' for k in ksr)}", file=sys.stderr, flush=True)
+        args.json.write_text(json.dumps({"three_way_dev": rows}, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", type=Path, help="train a word LM into this folder")
@@ -96,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--embed", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--three-way", action="store_true", help="with --eval: try student + n-gram + word LM on the "
+                    "dev slices instead of the eval texts")
     ap.add_argument("--student-row", action=argparse.BooleanOptionalAction, default=True,
                     help="also type the texts with the student alone (keyboard_mixture.py's `lm` row is the same)")
     ap.add_argument("--json", type=Path, default=Path("keyboard_word_lm.json"))
@@ -105,7 +152,7 @@ def main(argv=None) -> int:
     if args.train:
         train(args)
     if args.eval:
-        return evaluate_all(args)
+        return three_way_dev(args) if args.three_way else evaluate_all(args)
     return 0
 
 
