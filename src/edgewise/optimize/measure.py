@@ -96,7 +96,8 @@ def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Mea
 
 def variant_precision(cfg) -> str:
     """What a variant's weights are, in a word: `int4`, `int4+int8` (mixed), `Q4_K_M` (llama.cpp), `gguf` (the
-    GGUF's own blocks; `gguf+int4` with rows requantized for a bits budget), `fp32`. The benchmark loads every folder 'as built', so its own precision says nothing."""
+    GGUF's own blocks; `gguf+int4` with rows requantized for a bits budget), `fp32`. The benchmark loads every
+    folder 'as built', so its own precision says nothing."""
     if getattr(cfg, "qtype", None):
         return str(cfg.qtype)
     base, high = getattr(cfg, "base", None), getattr(cfg, "high", None)
