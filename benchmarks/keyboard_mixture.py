@@ -123,6 +123,13 @@ def tune(engine, texts: list[str], grid: list[float]) -> tuple[tuple[float, ...]
     return best_w, trials
 
 
+def eval_paths(names: list[str]) -> dict[str, Path]:
+    """--text values (eval names or files) -> {name: file}, building a named text the first time."""
+    from edgewise.data.eval_texts import keyboard_eval_text
+
+    return {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
+
+
 def row(engine, text_path: Path, learn: bool) -> dict:
     from edgewise.apps.keyboard import PersonalStore
     from edgewise.apps.keyboard.evaluate import evaluate
@@ -150,11 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgewise.apps.keyboard import KeyboardConfig, load_keyboard
     from edgewise.apps.keyboard.ngram import NgramModel
     from edgewise.cli.run_cmd import _quiet_libraries
-    from edgewise.data.eval_texts import EVAL_TEXTS, keyboard_eval_text
+    from edgewise.data.eval_texts import EVAL_TEXTS
 
     _quiet_libraries()
-    names = args.text or list(EVAL_TEXTS)
-    paths = {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
+    paths = eval_paths(args.text or list(EVAL_TEXTS))
     engine = load_keyboard(args.model, precision=args.precision, config=KeyboardConfig(), ngram="none")
     counts = NgramModel.load(args.ngram)
     out: dict = {"model": engine.model.name, "precision": engine.model.precision, "ngram": args.ngram,

@@ -6,8 +6,9 @@ student, on the same keystrokes.
 
 --train fits edgewise.apps.keyboard.word_lm on the corpora the student and the n-gram read (one thread).
 --eval types every evaluation text through the keyboard three ways, case-sensitive, 3 suggestions, 1 thread:
-the subword student alone (--no-student-row skips it), the word LM alone (in the count model's slot with weight 1: the student's passes
-still run but carry no weight), and the two mixed half and half; plus the word LM's own query latency.
+the subword student alone (--no-student-row skips it), the word LM alone (in the count model's slot with
+weight 1: the student's passes still run but carry no weight), and the two mixed half and half; plus the word
+LM's own query latency. --eval --three-way tries student + n-gram + word LM on the mixture's dev slices instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keyboard_mixture import dev_texts, eval_paths, row  # noqa: E402  (the mixture benchmark's text and row code)
 
 
 def train(args) -> int:
@@ -46,7 +49,7 @@ def query_latency(model, texts: list[Path]) -> dict:
     for path in texts:
         for words in list(sentence_words(path.read_text(encoding="utf-8")))[:200]:
             for i, w in enumerate(words):
-                hist = tuple(x.lower() for x in words[max(0, i - 15):i])
+                hist = tuple(x.lower() for x in words[max(0, i - model.order + 1):i])  # what the engine passes
                 for j in range(len(w)):
                     t = time.perf_counter()
                     model.probabilities(hist, w[:j].lower(), limit=8)
@@ -58,12 +61,10 @@ def query_latency(model, texts: list[Path]) -> dict:
 
 def evaluate_all(args) -> int:
     from edgewise.apps.keyboard import KeyboardConfig
-    from edgewise.apps.keyboard.engine import load_keyboard, load_count_model
-    from edgewise.apps.keyboard.evaluate import evaluate
-    from edgewise.data.eval_texts import EVAL_TEXTS, keyboard_eval_text
+    from edgewise.apps.keyboard.engine import load_count_model, load_keyboard
+    from edgewise.data.eval_texts import EVAL_TEXTS
 
-    names = args.text or list(EVAL_TEXTS)
-    paths = {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
+    paths = eval_paths(args.text or list(EVAL_TEXTS))
     word_lm = load_count_model(args.eval)
     out = {"word_lm": str(args.eval), "params": word_lm.meta.get("params"), "bytes": word_lm.size_bytes(),
            "query": query_latency(word_lm, list(paths.values())), "rows": []}
@@ -76,11 +77,9 @@ def evaluate_all(args) -> int:
         config = KeyboardConfig() if weights is None else replace(KeyboardConfig(), ngram_weights=weights)
         engine = load_keyboard(args.model, precision="int4", config=config, ngram=slot)
         for name, path in paths.items():
-            r = evaluate(engine, path.read_text(encoding="utf-8"), suggestions=3, learn=False)
-            row = {"text": name, "setup": label, "ksr": round(r.ksr, 3), "top1": r.top1, "top3": r.top3,
-                   "p50_ms": r.latency_ms["p50"], "p95_ms": r.latency_ms["p95"], "cpu_p95_ms": r.cpu_ms["p95"]}
-            out["rows"].append(row)
-            print(f"[{name}] {label:34s} KSR {r.ksr:6.2f}  p95 {r.latency_ms['p95']} ms", file=sys.stderr, flush=True)
+            r = {"text": name, "setup": label, **row(engine, path, learn=False)}
+            out["rows"].append(r)
+            print(f"[{name}] {label:34s} KSR {r['ksr']:6.2f}  p95 {r['p95_ms']} ms", file=sys.stderr, flush=True)
             args.json.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
@@ -112,9 +111,6 @@ def three_way_dev(args) -> int:
     """Student + n-gram + word LM on the mixture's dev slices (never the eval texts): does the third part pay?"""
     from edgewise.apps.keyboard.engine import load_count_model, load_keyboard
     from edgewise.apps.keyboard.evaluate import evaluate
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from keyboard_mixture import dev_texts
 
     both = (load_count_model("models/keyboard-ngram"), load_count_model(args.eval))
     engine = load_keyboard(args.model, precision="int4", ngram="none")

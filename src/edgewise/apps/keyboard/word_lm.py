@@ -69,6 +69,7 @@ class WordLM:
         self.out_b = arrays["out_b"].astype(np.float32)
         self.h = self.P.shape[0]
         self._states: OrderedDict = OrderedDict()
+        self._last: tuple | None = None  # (history, distribution): every keystroke of a word asks the same one
 
     # --- files ------------------------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
@@ -135,13 +136,19 @@ class WordLM:
         return lo, hi
 
     def distribution(self, history: tuple[str, ...]) -> np.ndarray:
-        """P(next word | <s> history) over the whole vocabulary (BOS excluded, UNK kept as a word no one types)."""
-        h, _ = self._state(tuple(history))
+        """P(next word | <s> history) over the whole vocabulary (BOS excluded, UNK kept as a word no one types).
+        The array is shared with the next call for the same history: read it, do not write to it."""
+        history = tuple(history)
+        if self._last is not None and self._last[0] == history:
+            return self._last[1]
+        h, _ = self._state(history)
         logits = self.E @ (h @ self.P) + self.out_b
         logits[0] = -np.inf
         logits -= logits.max()
         p = np.exp(logits)
-        return p / p.sum()
+        p /= p.sum()
+        self._last = (history, p)
+        return p
 
     def probabilities(self, history: tuple[str, ...], prefix: str = "", limit: int = 16) -> dict[str, float]:
         lo, hi = self.prefix_range(prefix)
