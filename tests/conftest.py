@@ -131,3 +131,38 @@ def block_network(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", guarded_create)
     return attempts
+
+
+# Parts that CI installs in its extras stage (`make test-extras` sets EDGEWISE_REQUIRE=llamacpp,litert). A test
+# that skips for want of one of them would let a broken install pass in silence, so there the skip fails instead.
+# Each part is recognised by the words its skip reasons use.
+REQUIRED_PART_WORDS = {
+    "llamacpp": ("llama-cpp-python", "llamacpp", "llama_cpp", "[llamacpp]", "llama.cpp"),
+    "litert": ("litert", "tflite", "converter", "ai_edge_litert", "mediapipe"),
+}
+
+
+def required_parts() -> dict[str, tuple[str, ...]]:
+    names = [p.strip().lower() for p in os.environ.get("EDGEWISE_REQUIRE", "").split(",") if p.strip()]
+    unknown = [n for n in names if n not in REQUIRED_PART_WORDS]
+    if unknown:
+        raise pytest.UsageError(f"EDGEWISE_REQUIRE names unknown parts {unknown}: use {sorted(REQUIRED_PART_WORDS)}")
+    return {n: REQUIRED_PART_WORDS[n] for n in names}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    parts = required_parts()
+    if not parts or not report.skipped:
+        return
+    reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+    # The Qwen parts and llama.cpp's own tools (llama-bench: "is not built") stay in `make bench-setup`.
+    if "qwen" in reason.lower() or "is not built" in reason:
+        return
+    for part, words in parts.items():
+        if any(w in reason.lower() for w in words):
+            report.outcome = "failed"
+            report.longrepr = f"EDGEWISE_REQUIRE={part}: this test skipped although CI installed {part}: {reason}"
+            return
