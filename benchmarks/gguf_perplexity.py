@@ -15,6 +15,9 @@ Variants:
 
     .venv/bin/python benchmarks/gguf_perplexity.py --model smollm2-135m
     .venv/bin/python benchmarks/gguf_perplexity.py --model qwen2.5-coder-0.5b --variants torch,gguf,gguf-exact
+
+A variant that fails is a failed row (its error in the table and the JSON); the others still run, and the exit status
+is 1 with one line naming the failed variants.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def main() -> None:
 
     from edgewise import models
     from edgewise.bench.llamacpp_tools import llama_perplexity
+    from edgewise.bench.rows import exit_status, one_line
     from edgewise.data import DEMO_TEXT, packaged_text
     from edgewise.runtime.llamacpp_backend import gguf_path
 
@@ -134,7 +138,7 @@ def main() -> None:
             lm = load_variant(v, a.model, a.threads)
             lps = score(lm, cks, a.ctx)
         except Exception as e:  # noqa: BLE001 - one variant's failure is a failed row, not a lost run
-            rows[v] = {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+            rows[v] = {"error": one_line(e)}
             print(f"{v}: failed ({rows[v]['error']})", file=sys.stderr)
             save()
             continue
@@ -165,8 +169,7 @@ def main() -> None:
         same = f"{r['same_top']:.3f}" if "same_top" in r else "-"
         print(f"| {v} | {r['ppl']:.4f} | {100 * (r['ppl'] / ref_cpp['ppl'] - 1):+.2f}% | {kld} | {same} | "
               f"{r['size_mb']:.1f} |")
-    if any("error" in r for r in rows.values()):
-        sys.exit(1)
+    sys.exit(exit_status({v: r["error"] for v, r in rows.items() if "error" in r}))
 
 
 if __name__ == "__main__":

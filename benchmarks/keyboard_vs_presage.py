@@ -109,10 +109,11 @@ def build_texts(texts: dict[str, str | Path]) -> dict[str, Path]:
 def trained_db() -> Path:
     """Presage's n-gram database built by its own text2ngram from the student's training corpora (cached)."""
     from edgewise.data.corpora import training_texts
-    from edgewise.home import edgewise_home
+    from edgewise.home import content_hash, edgewise_home
 
     files = training_texts()
-    key = hashlib.sha256("\n".join(f"{p.name}:{p.stat().st_size}" for p in files).encode()).hexdigest()[:12]
+    # Keyed by content, not size: a corpus rebuilt by changed code can keep its length and change its words.
+    key = hashlib.sha256("\n".join(f"{p.name}:{content_hash(p)}" for p in files).encode()).hexdigest()[:12]
     db = edgewise_home() / "presage" / f"ngram-train-{key}.db"
     if db.exists():
         return db
@@ -346,6 +347,7 @@ def load_keyboard_systems(args: argparse.Namespace) -> tuple[list[System], str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgewise.bench.rows import exit_status
     from edgewise.data.eval_texts import EVAL_TEXTS
 
     if args.suggestions < 1:
@@ -369,9 +371,9 @@ def run(args: argparse.Namespace) -> int:
     meta = {"suggestions": args.suggestions, "learn": args.learn, "keyboard": label,
             "presage_dbs": {k: str(v) for k, v in dbs.items()}, "texts": {k: str(v) for k, v in paths.items()}}
     rows = run_all(paths, systems, args.json, meta)
-    failed = sum(not r["ok"] for r in rows)
-    print(f"\nwrote {args.json}: {len(rows)} rows, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+    failed = {f"{r['text']} / {r['system']}": r["error"] for r in rows if not r["ok"]}
+    print(f"\nwrote {args.json}: {len(rows)} rows, {len(failed)} failed", file=sys.stderr)
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Bits per weight count every stored tensor over every weight (both embedding tabl
 
     make bench-setup
     .venv/bin/python benchmarks/kld_frontier.py --json-out bench-out/kld-frontier.json --plot bench-out/kld-frontier.png
+
+A variant that fails, or an importance matrix that cannot be made (its +imatrix rows are then not run), is a failed
+row in the table and the JSON; the rest still run, and the exit status is 1 with one line naming the failed rows.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def main() -> None:
 
     from edgewise import models
     from edgewise.bench.llamacpp_tools import require_tool, tool_env
+    from edgewise.bench.rows import exit_status, one_line
     from edgewise.compress import Calibration, quantize
     from edgewise.data import CALIBRATION_TEXT, DEMO_TEXT, packaged_text
     from edgewise.formats import gguf_bits_per_weight, gguf_scan
@@ -165,8 +169,11 @@ def main() -> None:
             run([str(require_tool("llama-imatrix")), "-m", str(gguf), "-f", str(calib), "-o", str(imatrix),
                  "-c", str(a.ctx), "-t", str(a.threads)], env)
     except RuntimeError as e:
+        rows["imatrix"] = {"by": "llama.cpp", "error": f"{one_line(e)} (no +imatrix rows)"}
         print(f"imatrix: {e}", flush=True)
         imatrix = None
+    else:
+        rows.pop("imatrix", None)  # a failure kept from an earlier --keep run
     for spec in filter(None, a.llama_types.split(",")):
         # TYPE or TYPE:TABLES, where TABLES sets --output-tensor-type and --token-embedding-type (by default
         # llama-quantize keeps the head at Q8_0 or Q6_K, which is 1.8 of this model's bits per weight).
@@ -216,7 +223,7 @@ def main() -> None:
             print(f"| {n} | {r['by']} | failed: {r['error'][:80]} | | |")
         else:
             print(f"| {n} | {r['by']} | {r['bpw']:.3f} | {r['kld']:.5f} | {r['same_top']:.3f} |")
-    sys.exit(1 if any("error" in r for r in rows.values()) else 0)
+    sys.exit(exit_status({n: r["error"] for n, r in rows.items() if "error" in r}))
 
 
 if __name__ == "__main__":

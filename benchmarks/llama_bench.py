@@ -12,6 +12,9 @@ import only fills in a policy when none is set).
 
     .venv/bin/python benchmarks/llama_bench.py --model smollm2-135m --threads 1,2 --policies passive,default
     .venv/bin/python benchmarks/llama_bench.py --cells 1/passive,2/passive,2/spin:10000,2/default
+
+A failed cell (a child that crashed, llama-bench missing or failing) is left out of its medians, named in the JSON's
+`failed` and on stderr, and makes the exit status 1; the other cells still run.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def backend_child(model: str, threads: int, tokens: int, passes: int, policy: st
     return {"tg": statistics.median(r.generation_tps for r in runs), "tokens": runs[0].generation_tokens}
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="smollm2-135m")
@@ -69,8 +72,9 @@ def main() -> None:
     if a.child:
         t, policy = a.child.split("/")
         print(json.dumps(backend_child(a.model, int(t), a.tokens, a.passes, policy)))
-        return
+        return 0
     from edgewise.bench.llamacpp_tools import llama_bench
+    from edgewise.bench.rows import exit_status, one_line
     from edgewise.models import load
     from edgewise.runtime.llamacpp_backend import gguf_path
 
@@ -79,19 +83,27 @@ def main() -> None:
              [(t, p) for p in a.policies.split(",") for t in a.threads.split(",")])
     cells = [(e, int(t), p) for t, p in pairs for e in a.engines.split(",")]
     res: dict[str, list[dict]] = {f"{e} t{t} {p}": [] for e, t, p in cells}
+    failed: dict[str, str] = {}  # "cell round N" -> why
     for r in range(a.rounds):
         for e, t, p in cells:
             key, t0 = f"{e} t{t} {p}", time.time()
             if e == "llama-bench":
-                x = llama_bench(gguf, threads=t, n_prompt=a.prefill, n_gen=a.tokens, reps=a.passes,
-                                env=policy_env("default" if p == "backend" else p))
+                try:
+                    x = llama_bench(gguf, threads=t, n_prompt=a.prefill, n_gen=a.tokens, reps=a.passes,
+                                    env=policy_env("default" if p == "backend" else p))
+                except Exception as err:  # noqa: BLE001 - a failed cell, not a lost run
+                    failed[f"{key} round {r + 1}"] = one_line(err)
+                    print(f"{key}: failed: {one_line(err)}", file=sys.stderr)
+                    continue
                 row = {"tg": x[f"tg{a.tokens}"], "pp": x.get(f"pp{a.prefill}"), "rss": x["peak_rss_mb"]}
             else:
                 proc = subprocess.run([sys.executable, __file__, "--child", f"{t}/{p}", "--model", a.model,
                                        "--tokens", str(a.tokens), "--passes", str(a.passes)],
                                       capture_output=True, text=True, env=policy_env(p))
                 if proc.returncode:
-                    print(f"{key}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                    why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+                    failed[f"{key} round {r + 1}"] = why
+                    print(f"{key}: failed: {why}", file=sys.stderr)
                     continue
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
             row["load1"] = os.getloadavg()[0]
@@ -110,8 +122,9 @@ def main() -> None:
             print(f"| {e} | {t[1:]} | {p} | {statistics.median(x['tg'] for x in rows):.1f} ({each}) | {pp_s} |")
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump({"args": vars(a), "runs": res}, f, indent=2)
+            json.dump({"args": vars(a), "runs": res, "failed": failed}, f, indent=2)
+    return exit_status(failed)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

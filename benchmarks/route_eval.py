@@ -11,7 +11,8 @@ routers are fitted on one half and reported on the other.
         --edge smollm2-135m --edge qwen2.5-coder-0.5b --out bench-out/route-eval
 
 Writes <out>/<edge>/route-eval.json, answers.jsonl, route-eval.png and policy.toml, and <out>/summary.json.
-Exits 1 when an edge's evaluation failed (the others are still written).
+Exits 1, with one line naming them, when an edge's evaluation failed or some items went unanswered (a failed
+request is left out of the metrics); the others are still written.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from edgewise.bench.llamacpp_server import LlamaServer, server_available
+    from edgewise.bench.rows import exit_status, one_line
     from edgewise.models.packaged import PACKAGED, packaged_path
     from edgewise.route.eval_command import RouteEvalConfig, run_route_eval
 
@@ -79,7 +81,7 @@ def main() -> None:
     kind = {"mmlu": "mmlu", "gsm8k": "gsm8k"}
     tasks = tuple(f"{kind.get(f, 'bigbench')}:{files[f]}" for f in families)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary, failed = {"cloud": CLOUD, "families": families, "limit": args.limit, "edges": {}}, False
+    summary, failed = {"cloud": CLOUD, "families": families, "limit": args.limit, "edges": {}}, {}
     cloud_hash = PACKAGED[CLOUD].parts.sha256
     with LlamaServer(packaged_path(CLOUD), alias=CLOUD, threads=args.threads, log=args.out / "llama-server.log") as srv:
         for edge in args.edge or ["smollm2-135m"]:
@@ -91,7 +93,7 @@ def main() -> None:
             try:
                 report, written = run_route_eval(cfg, LineProgress())
             except Exception as e:  # one edge failing must not lose the others' results
-                failed = True
+                failed[edge] = one_line(e)
                 summary["edges"][edge] = {"failed": f"{type(e).__name__}: {e}"}
                 print(f"{edge}: FAILED {type(e).__name__}: {e}", flush=True)
             else:
@@ -99,6 +101,8 @@ def main() -> None:
                                           "oracle_apgr": report["oracle_apgr"], "best_signal": report["best_signal"],
                                           "held_out": report["held_out"], "deployed": report["deployed"],
                                           "files": {k: str(v) for k, v in written.items()}}
+                if report.get("failed"):  # answers that failed (timeouts, server errors) are left out of the metrics
+                    failed[edge] = f"{report['failed']} of {report['items']} items unanswered"
                 for r in report["held_out"]:
                     print(f"{edge:22s} {r['family']:30s} {r['signal']:9s} n={r['n']:4d} edge={r['edge_quality']:.3f} "
                           f"cloud={r['cloud_quality']:.3f} APGR={r['apgr'] if r['apgr'] is not None else float('nan'):.3f} "
@@ -106,7 +110,7 @@ def main() -> None:
                           f"AUROC={r['auroc_edge_right'] if r['auroc_edge_right'] is not None else float('nan'):.3f}",
                           flush=True)
             (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_status(failed))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ figure pp<--prefill>, both its own mean over --passes repetitions, at the same -
     .venv/bin/python benchmarks/runtime_speed.py --rounds 3 --tokens 128 --threads 2
     .venv/bin/python benchmarks/runtime_speed.py --model qwen2.5-coder-0.5b --variants ort-int4,llamacpp-q4_1,llama-bench
     .venv/bin/python benchmarks/runtime_speed.py --variants llama-bench,ort-gguf,llamacpp-q4_1 --baseline llama-bench
+
+A child that fails is a failed run (in the JSON's `failed`); the others still run, and the exit status is 1 with one
+line naming the failed runs.
 """
 
 from __future__ import annotations
@@ -179,10 +182,9 @@ def main() -> None:
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"args": vars(a), "summary": summary, "runs": results, "failed": failed}, f, indent=2)
-    if failed:
-        print(f"\n{len(failed)} run(s) failed: " + "; ".join(f"{x['variant']} round {x['round'] + 1}: {x['error']}"
-                                                          for x in failed), file=sys.stderr)
-        sys.exit(1)
+    from edgewise.bench.rows import exit_status
+
+    sys.exit(exit_status({f"{x['variant']} round {x['round'] + 1}": x["error"] for x in failed}))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+# The code that writes artifact bytes. An artifact is only as right as the code that built it, so every cache key
+# carries a hash of these sources: an edited quantizer rebuilds instead of passing its tests on what the old code
+# wrote. Kept to the builders (paths under the edgewise package), so an edit to the server or the CLI keeps minutes
+# of builds.
+BUILDER_PARTS = ("export", "compress", "formats.py")
+# Third-party code that writes artifact bytes too (the genai model builder, onnx, ORT's quantizers, the GGUF reader):
+# its installed versions join the key, so an upgrade rebuilds as well.
+BUILDER_DISTS = ("onnx", "onnxruntime", "onnxruntime-genai", "torch", "transformers", "gguf", "llama-cpp-python")
 
 
 def edgewise_home() -> Path:
@@ -45,9 +56,35 @@ def content_hash(path: Path) -> str:
     return digest
 
 
-def artifact_key(source_hash: str, options: dict) -> str:
-    """Cache key of a built artifact: the source's content hash plus the build options."""
-    blob = json.dumps({"source": source_hash, "options": options}, sort_keys=True)
+def _dist_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(root: Path | None = None, parts: tuple[str, ...] = BUILDER_PARTS,
+                 dists: tuple[str, ...] = BUILDER_DISTS) -> str:
+    """sha256 (20 hex digits) of the builders' .py files under `root` (default: this installed edgewise package),
+    names and bytes, plus the installed versions of `dists`. Once per process: ~250 kB of source."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for part in parts:
+        p = root / part
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: a builder path of code_version() is missing: update BUILDER_PARTS")
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")  # relative: the same key wherever installed
+            _file_digest(f, h)
+    h.update(json.dumps({d: _dist_version(d) for d in dists}, sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+def artifact_key(source_hash: str, options: dict, code: str | None = None) -> str:
+    """Cache key of a built artifact: the source's content hash, the build options and the builders' code version
+    (`code`, default `code_version()`)."""
+    blob = json.dumps({"source": source_hash, "options": options, "code": code or code_version()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
