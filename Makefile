@@ -92,7 +92,7 @@ LLAMACPP_JOBS ?= 2
 # This CPU's SIMD, each flag ON only where /proc/cpuinfo lists it: on the AVX-512 Xeons that is AVX2, FMA,
 # F16C, AVX-512, VNNI and BF16; on an AVX2-only EPYC an AVX-512 build would die with "Illegal instruction".
 # Absent flags go OFF explicitly, because GGML_NATIVE=OFF turns the AVX2 tier on by default. Never AMX:
-# a native build dies in ggml's AMX code on these VMs (docs: shared/FIELD_NOTES.md).
+# a native build died with "Illegal instruction" in ggml's AMX code on its first evaluation (docs/backends.md).
 CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2)
 ggml_flag = -DGGML_$(2)=$(if $(filter $(1),$(CPU_FLAGS)),ON,OFF)
 LLAMACPP_SIMD := $(call ggml_flag,sse4_2,SSE42) $(call ggml_flag,avx,AVX) $(call ggml_flag,avx2,AVX2) \

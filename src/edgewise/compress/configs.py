@@ -60,7 +60,7 @@ class TorchFp32:
 @dataclass(frozen=True)
 class Int8Dynamic:
     """onnxruntime `quantize_dynamic`: int8 weights, activations quantized on the fly. Encoders only: on language
-    models it raised SmolLM2's perplexity from 21.0 to 30.5 here (FIELD_NOTES), so decoders get Int8WeightOnly."""
+    models it raised SmolLM2's perplexity from 21.0 to 30.5 (463 tokens of the GPL-3 preamble), so decoders get Int8WeightOnly."""
 
     per_channel: bool = False
     reduce_range: bool = False
@@ -97,7 +97,7 @@ class Int8Static:
 
 @dataclass(frozen=True)
 class Int8WeightOnly:
-    """8-bit block-wise weights (MatMulNBits); activations stay float. Lossless on SmolLM2 (FIELD_NOTES)."""
+    """8-bit block-wise weights (MatMulNBits); activations stay float. Lossless on SmolLM2 (perplexity 21.04 -> 20.91)."""
 
     block_size: int = 32
     symmetric: bool = True

@@ -53,7 +53,7 @@ def builder_extra(cfg: Int8WeightOnly | Int4WeightOnly) -> dict:
     if cfg.block_size != 32:
         extra["block_size"] = str(cfg.block_size)
     if not cfg.symmetric:
-        # An asymmetric table cannot be shared with the lookup (FIELD_NOTES: it would not load otherwise), nor
+        # An asymmetric table cannot be shared with the lookup (the builder wrote one that would not load), nor
         # quantized for it: the embedding keeps fp32.
         extra["is_symmetric"] = "false"
         extra["shared_embeddings"] = "false"
