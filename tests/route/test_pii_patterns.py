@@ -32,6 +32,21 @@ def test_national_phones(text, value):
     assert found(text) == [("phone", value)]
 
 
+@pytest.mark.parametrize("text,value", [
+    ("see 555.123.4567 tomorrow", "555.123.4567"),  # 555 is no US area code: possible, not valid
+    ("+1 555 123 4567 is mine", "+1 555 123 4567"),
+    ("(555) 123-4567", "(555) 123-4567"),
+])
+def test_possible_numbers_are_redacted_without_a_phone_word(text, value):
+    """Redaction errs to caution: libphonenumber's is_possible_number is enough, is_valid_number is not needed."""
+    assert found(text) == [("phone", value)]
+
+
+@pytest.mark.parametrize("text", ["order 555.123.4567", "ref 555-123-4567", "version 555.123.4567"])
+def test_a_nearer_order_word_still_rules_a_possible_number_out(text):
+    assert found(text) == []
+
+
 @pytest.mark.parametrize("text", [
     "Order 4839201756 shipped",  # bare digits, no phone word
     "order #2024558812 again, not a phone",

@@ -1,4 +1,6 @@
-"""The on-device name/address tagger: its pieces on their own, then the committed int8 model in the router."""
+"""The on-device name/address tagger: its pieces on their own, then the int8 model shipped in the package."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +8,10 @@ import pytest
 from edgewise.errors import EdgewiseError
 from edgewise.route import pii
 from edgewise.route.pii import Entity, detect, redact, restore
-from edgewise.route.pii_tagger import PiiTagger, case_type, decode, default_model_dir, windows
+from edgewise.route.pii_eval import load_labelled, score
+from edgewise.route.pii_tagger import PiiTagger, case_type, decode, default_model_dir, packaged_model_dir, windows
+
+HAND = Path(__file__).resolve().parents[1] / "data" / "pii_handwritten.jsonl"
 
 TAGS = [(None, False), ("person", True), ("person", False), ("street_address", True), ("street_address", False)]
 
@@ -59,19 +64,49 @@ def test_fuzzy_spans_keep_what_a_validated_match_does_not_cover():
     assert [p.value for p in parts] == ["Anna", "Lee"]
 
 
-# --- the committed model -----------------------------------------------------------------------
+# --- the shipped model --------------------------------------------------------------------------
+# Package data (edgewise/data/pii-tagger): every install has it, so these tests never skip. A missing tagger fails
+# them, as it stops a router that relies on it (test_pii_fail_closed.py).
 
-needs_model = pytest.mark.skipif(default_model_dir() is None, reason="models/pii-tagger is not in this checkout")
+
+def test_model_ships_in_the_package_and_env_overrides_it(monkeypatch, tmp_path):
+    monkeypatch.delenv("EDGEWISE_PII_MODEL", raising=False)
+    import edgewise
+
+    assert packaged_model_dir() == Path(edgewise.__file__).parent / "data" / "pii-tagger"
+    assert default_model_dir() == packaged_model_dir() and (packaged_model_dir() / "tagger.json").is_file()
+    monkeypatch.setenv("EDGEWISE_PII_MODEL", "")  # empty = unset, never "off" by accident
+    assert default_model_dir() == packaged_model_dir()
+    monkeypatch.setenv("EDGEWISE_PII_MODEL", str(tmp_path))
+    assert default_model_dir() == tmp_path
+    for off in ("off", "OFF", " off "):
+        monkeypatch.setenv("EDGEWISE_PII_MODEL", off)
+        assert default_model_dir() is None
+    monkeypatch.setenv("EDGEWISE_PII_MODEL", "none")  # not the off switch: a folder named "none", which fails closed
+    assert default_model_dir() == Path("none")
 
 
-@needs_model
 def test_model_is_registered_and_small():
     assert {"person", "street_address"} <= set(pii.available_kinds())
     folder = default_model_dir()
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 25 * 2**20
 
 
-@needs_model
+# docs/routing.md, "Measured", hand-written recall (`python benchmarks/pii_eval.py`): person 114/119 (0.958),
+# street_address 36/37 (0.973). The int8 encoder's kernels round differently on other CPUs (AVX2, AVX-512 VNNI,
+# ARM), which can flip a borderline token, so each kind may lose one value more than measured, and no more: a
+# margin of 1/119 = 0.008 and 1/37 = 0.027 (a flat 0.02 would allow no address flip at all with 37 values).
+STATED_RECALL = {"person": (114, 119), "street_address": (36, 37)}
+
+
+def test_shipped_tagger_holds_its_stated_recall():
+    t = score(load_labelled(HAND), pii.detect)
+    for kind, (caught, gold) in STATED_RECALL.items():
+        assert t[kind].gold == gold, f"{kind}: the hand-written set changed; re-measure and update docs/routing.md"
+        floor = (caught - 1) / gold
+        assert t[kind].recall >= floor, f"{kind} recall {t[kind].caught}/{gold} < {floor:.3f}: {t[kind].misses}"
+
+
 @pytest.mark.parametrize("text,kind,value", [
     ("Please forward the minutes to Chiara Bianchi before lunch.", "person", "Chiara Bianchi"),
     ("thanks, see you tomorrow - kwabena", "person", "kwabena"),
@@ -85,7 +120,6 @@ def test_model_finds_names_and_addresses(text, kind, value):
     assert all(i in covered for i in range(start, start + len(value)) if text[i].isalnum()), ents
 
 
-@needs_model
 @pytest.mark.parametrize("text", [
     "What is the capital of France?",
     "Explain the Fourier transform with a short Python example.",
@@ -95,7 +129,6 @@ def test_model_leaves_plain_text_alone(text):
     assert detect(text) == []
 
 
-@needs_model
 def test_redact_restore_with_names_and_addresses():
     text = "Write to Ana Lima at Rua Augusta 274, 1100-053 Lisboa, and copy Ana Lima's lawyer."
     red, mapping = redact(text)
@@ -104,7 +137,6 @@ def test_redact_restore_with_names_and_addresses():
     assert restore(red, mapping) == text
 
 
-@needs_model
 def test_long_prompt_is_windowed():
     filler = "The quarterly report covers revenue, costs and hiring plans for next year. " * 40
     text = filler + "Please call Dmitri Ivanov about it."
@@ -112,15 +144,10 @@ def test_long_prompt_is_windowed():
     assert [e.value for e in ents if e.kind == "person"] == ["Dmitri Ivanov"]
 
 
-@needs_model
 def test_names_and_addresses_deep_in_a_long_prompt_are_found():
     """The hand-written prompts joined into ~1.2 KB requests: the tagger reads them in windows, and recall must
     hold up there too (window 128 caught 75% of these; 64 catches 91%)."""
-    from pathlib import Path
-
-    from edgewise.route.pii_eval import load_labelled
-
-    rows = load_labelled(Path(__file__).parents[1] / "data" / "pii_handwritten.jsonl")
+    rows = load_labelled(HAND)
     tagger = PiiTagger.load(threads=1)
     caught = total = 0
     text, gold = "", []
@@ -137,14 +164,12 @@ def test_names_and_addresses_deep_in_a_long_prompt_are_found():
     assert total > 100 and caught / total >= 0.85, f"long-prompt recall {caught}/{total}"
 
 
-@needs_model
 def test_privacy_policy_accepts_the_tagger_kinds():
     from edgewise.route.policies.privacy import PrivacyConfig
 
     assert PrivacyConfig(kinds=("person", "street_address")).kinds == ("person", "street_address")
 
 
-@needs_model
 def test_a_found_name_is_hidden_in_later_messages_too():
     r = pii.Redactor()
     first = r("Please forward the minutes to Chiara Bianchi before lunch.")

@@ -4,13 +4,20 @@ The cloud is tests/route/fake_cloud.py, a real HTTP server on loopback that reco
 value leaks when any of its letters or digits reaches the cloud un-redacted (the same rule as recall in
 edgewise.route.pii_eval): the recorded text is aligned with the prompt around its placeholders.
 
-Targets (issue 13): redact mode, zero structured values and at most 10% of person names and street
-addresses (recall >= 0.90); local-only mode, no prompt with detected PII leaves the device.
+What it asserts (docs/routing.md quotes this): in redact mode no structured value reaches the cloud, at most
+MAX_LEAKED["person"] of the 119 names and MAX_LEAKED["street_address"] of the 37 addresses do; in local-only mode
+no prompt with detected PII leaves the device, and at most MAX_LOCAL_ONLY_MISSED prompts with gold PII do (the
+detector found nothing in them, so they went out whole). The bounds are the counts measured with the shipped
+tagger plus one per tagger kind, the margin tests/route/test_pii_tagger.py allows for int8 kernels on other CPUs.
+Without the tagger the server does not start at all (the last test).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -20,14 +27,13 @@ from edgewise.route import pii
 from edgewise.route.pii_eval import group, load_labelled
 from tests.route.conftest import CloudProcess
 
-from .conftest import Server
+from .conftest import Server, free_port
 
 HAND = Path(__file__).resolve().parents[1] / "data" / "pii_handwritten.jsonl"
 STRUCTURED_GROUPS = {"email", "phone", "credit_card", "iban", "ip", "national_id"}
-MAX_NAME_ADDRESS_LEAK = 0.10
-
-pytestmark = pytest.mark.skipif(not {"person", "street_address"} <= set(pii.available_kinds()),
-                                reason="the PII tagger model (models/pii-tagger) is not available")
+# Measured (`pytest tests/serve/test_pii_leak.py -s`): 5 of 119 names, 1 of 37 addresses, 0 of 147 prompts.
+MAX_LEAKED = {"person": 6, "street_address": 2}
+MAX_LOCAL_ONLY_MISSED = 2
 
 
 def policy(tmp_path, mode: str) -> str:
@@ -104,9 +110,8 @@ def test_redact_mode_leaks(rows, fake_cloud, tiny_llama_dir, tmp_path, capsys):
               + ", ".join(f"{g} {len(leaked.get(g, []))}/{n}" for g, n in sorted(total.items())))
     for g in STRUCTURED_GROUPS:
         assert not leaked.get(g), f"{g} values reached the cloud: {leaked[g]}"
-    for g in ("person", "street_address"):
-        rate = len(leaked.get(g, [])) / total[g]
-        assert rate <= MAX_NAME_ADDRESS_LEAK, f"{g}: {rate:.1%} leaked: {leaked.get(g)}"
+    for g, bound in MAX_LEAKED.items():
+        assert len(leaked.get(g, [])) <= bound, f"{g}: {len(leaked[g])} of {total[g]} leaked: {leaked[g]}"
 
 
 def test_local_only_mode_keeps_detected_pii_home(rows, fake_cloud, tiny_llama_dir, tmp_path, capsys):
@@ -122,6 +127,21 @@ def test_local_only_mode_keeps_detected_pii_home(rows, fake_cloud, tiny_llama_di
     assert not left
     for (who, contents), d in zip(sent, detected):
         assert (who == "edge") == d and bool(contents) == (not d)
+    # A prompt whose PII the detector missed entirely goes out whole: counted, not only printed.
+    assert len(missed) <= MAX_LOCAL_ONLY_MISSED, f"{len(missed)} prompts with PII reached the cloud: {missed}"
+
+
+def test_server_refuses_to_start_without_the_tagger(tiny_llama_dir, tmp_path):
+    """Fail closed: EDGEWISE_PII_MODEL at an empty folder, privacy redact (the default with --cloud)."""
+    env = {**os.environ, "EDGEWISE_PII_MODEL": str(tmp_path)}
+    env.pop("EDGEWISE_DEBUG", None)
+    p = subprocess.run([sys.executable, "-m", "edgewise", "serve", str(tiny_llama_dir), "--threads", "1",
+                        "--cloud", f"http://127.0.0.1:{free_port()}/v1", "--cloud-model", "big",
+                        "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"error: privacy mode redact needs the PII tagger at {tmp_path} (no tagger.json there): reinstall edgewise, "
+        "point EDGEWISE_PII_MODEL at a tagger folder, or set EDGEWISE_PII_MODEL=off to accept patterns only")
 
 
 def test_alignment_helper():

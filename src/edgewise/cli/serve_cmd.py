@@ -37,6 +37,12 @@ def serve(
     from edgewise.serve import serve as run_server
 
     _quiet_libraries()
+    if cloud:
+        # Fail closed before the model loads (seconds to minutes): a privacy mode whose PII tagger is missing or
+        # broken stops the server here. The router, built later, finds the tagger already loaded.
+        from edgewise.route.config import check_privacy, load_policy_file
+
+        check_privacy(load_policy_file(policy) if policy else {})
     run_server(ServeConfig(model=model, backend=backend, precision=precision, threads=threads, host=host, port=port,
                            embed_model=embed_model, max_queue=max_queue, default_max_tokens=max_tokens,
                            api_key_env=api_key_env, cloud_url=cloud, cloud_model=cloud_model,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgewise.errors import EdgewiseError
+from edgewise.route import pii
 from edgewise.route.policies import DEFAULT_ORDER, POLICIES
 from edgewise.route.types import CLOUD, EDGE, config_from_table
 
@@ -59,6 +60,26 @@ def load_policy_file(path: str | Path) -> dict:
         raise EdgewiseError(f"policy file {path} is not valid TOML: {e}") from None
 
 
+def check_privacy(doc: dict) -> None:
+    """Fail closed: when the policy document builds a privacy policy that scans (redact, local-only), every detector
+    it relies on loads now, or this raises one line naming it and the fix. build_policies checks the same; the
+    server calls this before it loads its model, which takes far longer than the check."""
+    router, tables = doc.get("router", {}), doc.get("policies", {})
+    order = router.get("order", DEFAULT_ORDER) if isinstance(router, dict) else DEFAULT_ORDER
+    table = tables.get("privacy", {}) if isinstance(tables, dict) else {}
+    if isinstance(order, (list, tuple)) and "privacy" in order and isinstance(table, dict) \
+            and table.get("enabled", True) is not False:
+        _check_privacy_table(table)
+
+
+def _check_privacy_table(table: dict) -> None:
+    # Before PrivacyConfig is built, so that explicit `kinds` naming a tagger kind get this message, not "no detector".
+    mode = table.get("mode", POLICIES.get("privacy").Config.mode)
+    if mode in ("redact", "local-only"):
+        kinds = table.get("kinds")
+        pii.require_detectors(mode, kinds if isinstance(kinds, (list, tuple)) else None)
+
+
 def build_policies(doc: dict, order: tuple[str, ...], base_dir: Path | None = None,
                    clock: Callable[[], float] = time.monotonic) -> list:
     tables = doc.get("policies", {})
@@ -75,6 +96,8 @@ def build_policies(doc: dict, order: tuple[str, ...], base_dir: Path | None = No
             continue
         if table.get("enabled", True) is False:
             continue
+        if name == "privacy":
+            _check_privacy_table(table)
         if base_dir is not None and isinstance(table.get("scorer"), str):
             table["scorer"] = str((base_dir / table["scorer"]).resolve())
         cls = POLICIES.get(name)

@@ -2,8 +2,9 @@
 
 Structured kinds (e-mail, phone, card, IBAN, IP, US SSN, UK NINO) come from patterns with validators
 (`pii_patterns`); person names and street addresses from a small on-device token classifier
-(`pii_tagger`, the int8 ONNX model in models/pii-tagger), registered when its model is found. More
-detectors plug in with `register_detector(kind)`.
+(`pii_tagger`, the int8 ONNX model shipped in edgewise/data/pii-tagger), registered when its model is found. More
+detectors plug in with `register_detector(kind)`. A router whose privacy relies on the tagger checks it at start
+(`require_detectors`) and refuses to start without it.
 
     text, mapping = redact("mail bob@example.com")   # -> "mail [EMAIL_1]", {"[EMAIL_1]": "bob@example.com"}
     restore(cloud_answer, mapping)                    # puts the values back
@@ -118,6 +119,15 @@ class Redactor:
             self._by_value[key] = ph
             self.mapping[ph] = e.value
         return self._by_value[key]
+
+
+def require_detectors(mode: str, kinds: Iterable[str] | None = None) -> None:
+    """Fail closed at start-up: privacy `mode` scans for `kinds` (None = every kind); raise one line naming the
+    detector that is missing and the fix, rather than let its values reach the cloud. The tagger counts as
+    present when EDGEWISE_PII_MODEL=off, the user's explicit choice of patterns only."""
+    wanted = set(LABELS) if kinds is None else set(kinds)
+    if wanted & set(pii_tagger.KINDS):
+        pii_tagger.require(f"privacy mode {mode}")
 
 
 def redact(text: str, kinds: Iterable[str] | None = None) -> tuple[str, dict[str, str]]:

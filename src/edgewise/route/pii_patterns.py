@@ -150,14 +150,15 @@ def _phone_ok(s: str, before: str, after: str) -> bool:
             num = pn.parse("+" + s[2:] if s.startswith("00") else s, None)
         except pn.NumberParseException:
             return False
-        return pn.is_valid_number(num) or (said and pn.is_possible_number(num))
+        # Possible (a plausible length for its country code), not only valid: redaction errs to caution, and
+        # the metadata lags new number ranges.
+        return pn.is_possible_number(num)
     # A bare run of digits is as likely an order or account number: only with a phone word before it.
     # Without a phone word: brackets or 9+ digits, so years, counts and prices stay untouched.
     if not said and "(" not in s and len(digits) < 9:
         return False
     if not said and not re.search(r"[ .()-]", s):
         return False
-    possible = False
     for region in PHONE_REGIONS:
         # Written nationally, a number starts with its country's trunk prefix ("0" in most of Europe):
         # without that check German metadata alone accepts most 7-11 digit runs.
@@ -173,10 +174,12 @@ def _phone_ok(s: str, before: str, after: str) -> bool:
             num = pn.parse(s, region)
         except pn.NumberParseException:
             continue
-        if pn.is_valid_number(num):
+        if pn.is_possible_number(num):
+            # Possible is enough: "555.123.4567" is no valid US number (555 is no area code) but reads as a phone
+            # to anyone, and "call 555-1234" is a local number without its area code. The shape checks above keep
+            # order numbers, years and prices out.
             return True
-        possible = possible or pn.is_possible_number(num)
-    return said and possible  # "call 555-1234": a local number without its area code
+    return False
 
 
 # --- detectors -------------------------------------------------------------------------------

