@@ -24,8 +24,9 @@ app.add_typer(keyboard_app, name="keyboard")
 
 MODEL_HELP = "Keyboard LM: an HF folder, alias or path (default: models/keyboard-student, else smollm2-135m)."
 PRECISION_HELP = "auto | fp32 | int8 | int4. auto: int4 on ort (3 MB, same KSR as fp32), fp32 on torch."
-NGRAM_HELP = ("Count model mixed with the LM: auto (the one shipped beside the model, models/keyboard-ngram), "
-              "none (the LM alone), or a folder from `edgewise keyboard build-ngram`.")
+NGRAM_HELP = ("Count model mixed with the LM: auto (the one shipped beside the model, models/keyboard-ngram; "
+              "a warning says when there is none), none (the LM alone), or a folder from "
+              "`edgewise keyboard build-ngram`.")
 STORE_HELP = "Personal store (SQLite). Default: $EDGEWISE_HOME/keyboard/personal.sqlite."
 
 
@@ -38,9 +39,7 @@ def _engine(model: Optional[str], backend: str, precision: str, store, forwards:
     from edgewise.apps.keyboard import KeyboardConfig, load_keyboard
 
     cfg = KeyboardConfig(forwards_per_key=forwards) if forwards else None
-    if precision == "auto":
-        # Measured on the student: int4 keeps fp32's keystroke savings at a sixth of the size and half the time.
-        precision = "int4" if backend == "ort" else "fp32"
+    # precision "auto" is resolved by load_keyboard; a fallback (no student, no n-gram) is one warning on stderr.
     return load_keyboard(model, backend=backend, precision=precision, personal=store, config=cfg, ngram=ngram)
 
 

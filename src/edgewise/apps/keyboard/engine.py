@@ -14,6 +14,7 @@ session's record of its cache with generate() and any other engine on the same m
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -30,6 +31,11 @@ from edgewise.errors import EdgewiseError
 from edgewise.runtime import load_model
 from edgewise.runtime.api import text_model
 from edgewise.runtime.backend import LoadedModel
+
+log = logging.getLogger("edgewise.keyboard")
+# Its own level, so a library that turns the root logger down to errors (onnxruntime's quantizers do) cannot
+# silence a line saying what a fallback lost.
+log.setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -273,17 +279,30 @@ def _mix(scored: dict, other: dict[str, float], w: float, display) -> dict:
     return out
 
 
+STUDENT = "keyboard-student"  # the shipped LM's folder, under models/
+NGRAM = "keyboard-ngram"  # the shipped count model's folder, beside the LM's
+FALLBACK_MODEL = "smollm2-135m"  # packaged with Edgewise, so the keyboard runs even without models/
+# What the n-gram adds to the committed student: KSR of the mixture minus the student alone, on BENCHMARKS §5's six
+# texts (benchmarks/keyboard_mixture.py, docs/keyboard-mixture-student3.json).
+NGRAM_GAIN = "2.9-4.4 points"
+
+
+def find_student() -> Path | None:
+    """models/keyboard-student in the nearest folder above this package that has one (a source checkout)."""
+    for root in Path(__file__).resolve().parents:
+        cand = root / "models" / STUDENT
+        if (cand / "config.json").is_file():
+            return cand
+    return None
+
+
 def default_model_ref() -> str:
     """The distilled keyboard student when this checkout has it, else the packaged SmolLM2."""
     env = os.environ.get("EDGEWISE_KEYBOARD_MODEL")
     if env:
         return env
-    here = Path(__file__).resolve()
-    for root in here.parents:
-        cand = root / "models" / "keyboard-student"
-        if (cand / "config.json").is_file():
-            return str(cand)
-    return "smollm2-135m"
+    student = find_student()
+    return str(student) if student is not None else FALLBACK_MODEL
 
 
 def default_ngram_ref(model_ref: str) -> str | None:
@@ -292,10 +311,35 @@ def default_ngram_ref(model_ref: str) -> str | None:
     if env:
         return None if env.lower() == "none" else env
     folder = Path(model_ref)
-    cand = folder.parent / "keyboard-ngram"
-    if folder.is_dir() and (cand / "ngram.json").is_file():
+    cand = folder.parent / NGRAM
+    # A folder that is there but broken is loaded, so its error says so, instead of the LM quietly running alone.
+    if folder.is_dir() and cand.is_dir():
         return str(cand)
     return None
+
+
+def resolve_keyboard(model: str | None = None, ngram: str | None = "auto") -> tuple[str, str | None]:
+    """(LM reference, count-model folder or None) for load_keyboard's arguments.
+
+    Two fallbacks exist, and each logs one warning line saying what it lost: no student in this checkout
+    (SmolLM2 runs instead), and no n-gram beside the LM with ngram="auto" (the LM runs alone). An explicit choice
+    (a model, "none", an n-gram folder, the EDGEWISE_KEYBOARD_* variables) is not a fallback."""
+    ref = model or default_model_ref()
+    auto = ngram == "auto" and not os.environ.get("EDGEWISE_KEYBOARD_NGRAM")
+    counts = default_ngram_ref(ref) if ngram == "auto" else (ngram if ngram and ngram != "none" else None)
+    if model is None and ref == FALLBACK_MODEL and not os.environ.get("EDGEWISE_KEYBOARD_MODEL"):
+        here = Path(__file__).resolve().parent
+        mixed = "without the n-gram" if counts is None else f"mixed with {counts}"
+        log.warning(f"keyboard: no distilled student (models/{STUDENT}/) in any folder above {here}; suggestions "
+                    f"come from {FALLBACK_MODEL} {mixed}, and take far longer per keystroke "
+                    "(choose a model with --model or EDGEWISE_KEYBOARD_MODEL)")
+    elif auto and counts is None:
+        folder = Path(ref)
+        where = folder.parent / NGRAM if folder.is_dir() else f"{NGRAM}/ beside {ref} (only a model folder has one)"
+        cost = f" (KSR {NGRAM_GAIN} lower, BENCHMARKS §5)" if folder.is_dir() and folder.name == STUDENT else ""
+        log.warning(f"keyboard: n-gram model not found at {where}; suggestions come from the LM alone{cost}; "
+                    "pass --ngram DIR (ngram=DIR) to mix one in, or --ngram none to choose the LM alone")
+    return ref, counts
 
 
 def load_keyboard(model: str | None = None, backend: str = "ort", precision: str = "fp32",
@@ -303,12 +347,14 @@ def load_keyboard(model: str | None = None, backend: str = "ort", precision: str
                   threads: int | None = 1, ngram: str | None = "auto") -> KeyboardEngine:
     """Load a causal LM on a backend (one thread by default: the keyboard's latency budget is per core) and its
     count model: ngram="auto" takes the one shipped beside the model, "none" (or None) runs the LM alone, and a
-    path loads that one."""
-    ref = model or default_model_ref()
+    path loads that one. precision="auto" is what `edgewise keyboard` runs: int4 on ort, fp32 elsewhere.
+    A fallback (no student, no n-gram beside the model) logs one warning line saying what it lost."""
+    ref, counts_ref = resolve_keyboard(model, ngram)
+    if precision == "auto":
+        # Measured on the student: int4 keeps fp32's keystroke savings at a sixth of the size and half the time.
+        precision = "int4" if backend == "ort" else "fp32"
     lm = load_model(ref, backend=backend, precision=precision, threads=threads)
-    if ngram == "auto":
-        ngram = default_ngram_ref(ref)
-    counts = load_count_model(ngram) if ngram and ngram != "none" else None
+    counts = load_count_model(counts_ref) if counts_ref else None
     return KeyboardEngine(lm, config, personal, counts)
 
 

@@ -86,8 +86,8 @@ class NgramModel:
             meta["file_bytes"] = sum(f.stat().st_size for f in (folder / "ngram.npz", folder / "ngram.json"))
             model = cls(arrays, meta)
         except (OSError, ValueError, KeyError, UnicodeDecodeError) as e:
-            raise EdgewiseError(f"cannot read the keyboard n-gram in {folder}: {e} "
-                                "(rebuild it: edgewise keyboard build-ngram --out DIR)") from None
+            raise EdgewiseError(f"cannot read the keyboard n-gram in {folder}: {e} (rebuild it: edgewise keyboard "
+                                "build-ngram --out DIR; or --ngram none for the LM alone)") from None
         return model
 
     def size_bytes(self) -> int:
