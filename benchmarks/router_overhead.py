@@ -6,7 +6,10 @@ Every request is new to the PII tagger (its per-text cache is cleared first), as
 arrives once; --cached measures the repeat-prompt path instead (the tagger answers from its cache).
 
     .venv/bin/python benchmarks/router_overhead.py [--n 5000] [--json] [--watchdog] [--cached]
-        [--source logprobs|prompt|combined --scorer FILE.npz]
+        [--source logprobs|prompt|combined --scorer FILE.npz] [--prompt chat_1k_pii ...] [--unfused]
+
+--unfused runs the tagger's exported graph as it is, without fusing each layer's attention into one kernel
+(pii_tagger.fuse_attention): the cost of that step alone.
 
 --source prompt/combined puts a learned scorer (from `edgewise route eval` or `route train-scorer`) in the
 confidence policy: its MiniLM forward pass then counts as router overhead, as it does in a server.
@@ -25,7 +28,8 @@ import numpy as np
 
 from edgewise.route import Router
 from edgewise.route.decision_log import DecisionLog
-from edgewise.route.pii_tagger import _tag_cached
+from edgewise.route import pii_tagger
+from edgewise.route.pii_tagger import PiiTagger, _tag_cached
 from edgewise.runtime.types import GenerationResult
 
 rng = np.random.default_rng(0)
@@ -73,9 +77,15 @@ def main() -> None:
     ap.add_argument("--source", default="logprobs", choices=("logprobs", "prompt", "combined"),
                     help="the confidence policy's source")
     ap.add_argument("--scorer", type=Path, help="the learned scorer for --source prompt/combined")
+    ap.add_argument("--prompt", action="append", choices=list(PROMPTS),
+                    help="measure only this prompt kind (repeatable; default: all)")
+    ap.add_argument("--unfused", action="store_true", help="the tagger's exported graph, attention not fused")
     args = ap.parse_args()
     if args.source != "logprobs" and args.scorer is None:
         ap.error(f"--source {args.source} needs --scorer FILE.npz")
+    if args.unfused:  # the router's detectors ask shared_tagger, which returns what this table holds
+        folder = pii_tagger.default_model_dir()
+        pii_tagger._shared[str(folder)] = PiiTagger(folder, threads=1, fuse=False)
     forget = (lambda: None) if args.cached else _tag_cached.cache_clear
     conf = {"threshold": -1.0, "method": "p10"} if args.source == "logprobs" else \
         {"threshold": 0.5, "source": args.source, "scorer": str(args.scorer.resolve())}
@@ -87,7 +97,8 @@ def main() -> None:
         log = DecisionLog(Path(tmp) / "decisions.jsonl")
         router = Router.from_policy(doc, log=log)
         cloud = InstantCloud() if not args.watchdog else (lambda req, deadline_s: "cloud answer about [EMAIL_1]")
-        for name, msgs in PROMPTS.items():
+        for name in args.prompt or list(PROMPTS):
+            msgs = PROMPTS[name]
             for i in range(200):  # warm-up
                 router.route(msgs, lambda q, e=edges[i % 2]: e, cloud)
             ov = {"edge": [], "cloud": []}
@@ -114,7 +125,7 @@ def main() -> None:
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; wall = router overhead per request, "
           f"cpu = routing thread's CPU time; PII tagger {'cached' if args.cached else 'cold (every prompt new)'}; "
-          f"confidence source {args.source}")
+          f"confidence source {args.source}{'; attention not fused' if args.unfused else ''}")
     print(f"{'prompt':<14}{'chars':>7}{'n':>7}{'wall p50':>10}{'wall p95':>10}{'wall p99':>10}{'p95 edge':>10}"
           f"{'p95 cloud':>11}{'cpu p50':>9}{'cpu p95':>9}")
     for name, r in out.items():

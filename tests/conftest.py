@@ -139,6 +139,7 @@ def block_network(monkeypatch):
 REQUIRED_PART_WORDS = {
     "llamacpp": ("llama-cpp-python", "llamacpp", "llama_cpp", "[llamacpp]", "llama.cpp"),
     "litert": ("litert", "tflite", "converter", "ai_edge_litert", "mediapipe"),
+    "lmeval": ("lm-eval", "lm_eval", "lmeval"),
 }
 
 

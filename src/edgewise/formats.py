@@ -111,6 +111,7 @@ def logical_params(model_path: Path) -> int:
         elif node.op_type in ("MatMul", "Gather") and any(x.endswith(".mins") for x in node.input[:2]):
             skip.update(node.input[:2])  # a transcoded GGUF's per-block mins: part of its quantized weights
     skip |= {src[x] for x in skip if x in src}
+    n -= _block_sum_rows(m)
     for name, (count, dtype) in dims.items():
         if name in skip or name.endswith(NOT_WEIGHTS) or count < 2:
             continue
@@ -118,6 +119,21 @@ def logical_params(model_path: Path) -> int:
                      TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4):
             n += count
     return n
+
+
+def _block_sum_rows(m) -> int:
+    """K x rows of the block-sum outputs a transcoded GGUF's MatMulNBits computes beside its projections (split off
+    by a `.../SplitSums` node): stored bytes, not parameters of the model."""
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in m.graph.initializer}
+    K = {n.output[0]: int(next(helper.get_attribute_value(a) for a in n.attribute if a.name == "K"))
+         for n in m.graph.node if n.op_type == "MatMulNBits"}
+    rows = 0
+    for n in m.graph.node:
+        if n.op_type == "Split" and n.name.endswith("/SplitSums") and n.input[0] in K and n.input[1] in inits:
+            rows += K[n.input[0]] * int(numpy_helper.to_array(inits[n.input[1]])[-1])
+    return rows
 
 
 def onnx_bits_per_weight(model_path: Path) -> float:

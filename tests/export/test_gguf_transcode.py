@@ -212,3 +212,95 @@ def test_budget_rows():
     assert budget_rows(800, 1000, 6.0, rows=50, K=64) == 49  # rounding never takes the whole table
     with pytest.raises(EdgewiseError, match="out of reach by requantizing the token table alone"):
         budget_rows(800, 1000, 3.0, rows=10, K=64)  # 425 bytes over needs 16 rows
+
+
+# One Llama-like layer whose projections read separate activations, as the genai builder writes a model that
+# does not pack q/k/v: q, k, v read h; o reads tanh(h); gate and up read sigmoid(h); down reads gate * up.
+LAYER = [("attn.q_proj", "attn_q", 64, "h"), ("attn.k_proj", "attn_k", 32, "h"), ("attn.v_proj", "attn_v", 32, "h"),
+         ("attn.o_proj", "attn_output", 48, "a"), ("mlp.gate_proj", "ffn_gate", K, "m"),
+         ("mlp.up_proj", "ffn_up", K, "m"), ("mlp.down_proj", "ffn_down", 32, "d")]
+
+
+def build_layer(tmp_path, types: dict):
+    """A one-layer graph and its GGUF; types maps a GGUF tensor name to its GGML type (default: Q4_1 projections,
+    a Q8_0 token table tied with the head)."""
+    rng = np.random.default_rng(1)
+    writer = GGUFWriter(str(tmp_path / "layer.gguf"), "llama")
+    writer.add_head_count(HEADS)
+    writer.add_head_count_kv(KV_HEADS)
+    weights = {}
+    for proj, gname, rows, _ in LAYER + [("lm_head", "token_embd", VOCAB, "h")]:
+        qtype = types.get(gname, T.Q8_0 if gname == "token_embd" else T.Q4_1)  # SmolLM2's: a Q8_0 table
+        raw = random_blocks(qtype, rows, K, rng)
+        name = "token_embd.weight" if gname == "token_embd" else f"blk.0.{gname}.weight"
+        writer.add_tensor(name, raw, raw_dtype=qtype)
+        w = dequantize(raw, qtype).reshape(rows, K)
+        if gname in ("attn_q", "attn_k"):
+            w = w[_rope_unpermute(rows, HEADS if gname == "attn_q" else KV_HEADS)]
+        weights["lm_head.MatMul.weight" if proj == "lm_head" else f"model.layers.0.{proj}.MatMul.weight"] = w.T.copy()
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    nodes = [helper.make_node("Transpose", ["lm_head.MatMul.weight"], ["emb_t"], name="/model/embed_tokens/Transpose"),
+             helper.make_node("Gather", ["emb_t", "input_ids"], ["h"], name="/model/embed_tokens/Gather"),
+             helper.make_node("Tanh", ["h"], ["a"], name="/act_a"),
+             helper.make_node("Sigmoid", ["h"], ["m"], name="/act_m")]
+    outs = []
+    for proj, _, _, x in LAYER:
+        y = f"/model/layers.0/{proj}/MatMul/output_0"
+        w = f"model.layers.0.{proj}.MatMul.weight"
+        nodes.append(helper.make_node("MatMul", [x, w], [y], name=f"/{proj}/MatMul"))
+        outs.append(y)
+        if proj == "mlp.up_proj":
+            nodes.append(helper.make_node("Mul", [outs[-2], y], ["d"], name="/mlp/Mul"))
+    nodes.append(helper.make_node("MatMul", ["h", "lm_head.MatMul.weight"], ["logits"], name="/lm_head/MatMul"))
+    inits = [numpy_helper.from_array(w.astype(np.float32), n) for n, w in weights.items()]
+    graph = helper.make_graph(
+        nodes, "layer", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "s"])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None) for y in outs + ["logits"]], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "layer.gguf"
+
+
+def _transcoded(model, gguf_path, **kw):
+    tx = onnx.ModelProto()
+    tx.CopyFrom(model)
+    transcode_graph(tx, gguf_path, accuracy_level=1, **kw)
+    return tx
+
+
+@pytest.mark.parametrize("qtype", [T.Q4_1, T.Q8_0, T.Q4_K], ids=lambda t: t.name)
+def test_fused_projections_equal_the_unfused_graph_with_fewer_nodes(tmp_path, qtype):
+    model, gguf_path = build_layer(tmp_path, {g: qtype for _, g, _, _ in LAYER})  # the head: Q8_0
+    ids = np.array([[0, 5, 17, 63, 5]], np.int64)
+    want = run(model, ids)
+    fused, unfused = _transcoded(model, gguf_path), _transcoded(model, gguf_path, fuse=False)
+    got, before = run(fused, ids), run(unfused, ids)
+    for w, g, b in zip(want, got, before):
+        tol = 1e-5 * float(np.abs(w).max())
+        np.testing.assert_allclose(g, b, rtol=1e-5, atol=tol)  # the same weights: fp32 rounding only
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=10 * tol)
+    ops = [n.op_type for n in fused.graph.node if n.op_type != "Cast"]  # Casts of fp16 constants fold at load
+    ops0 = [n.op_type for n in unfused.graph.node if n.op_type != "Cast"]
+    # q/k/v -> one MatMulNBits, gate/up -> one, o and down alone; the head (tied with the lookup) stays its own.
+    assert ops.count("MatMulNBits") == 5 and ops0.count("MatMulNBits") == 8
+    if qtype == T.Q8_0:  # no mins: one Split per fused group is all that is added
+        assert ops.count("Split") == 2 and len(ops) == len(ops0) - 1
+    else:  # the min term: one MatMul + Add per MatMulNBits; block sums come out of it (a Split, no ReduceSum)
+        assert ops.count("MatMul") == ops.count("Add") == 4 and "ReduceSum" not in ops
+        assert ops0.count("MatMul") == ops0.count("Add") == 7 and ops0.count("ReduceSum") == 4
+        assert len(ops) == len(ops0) - 11  # 29 -> 18 nodes for the layer's 7 projections
+
+
+def test_projections_in_different_containers_stay_unfused(tmp_path):
+    """Qwen's Q4_K_M mixes Q4_K and Q6_K (4-bit/32 and 8-bit/16 containers) in one layer: those stay apart."""
+    types = {"attn_q": T.Q4_K, "attn_k": T.Q4_K, "attn_v": T.Q6_K, "ffn_gate": T.Q4_0, "ffn_up": T.Q4_1}
+    model, gguf_path = build_layer(tmp_path, types)
+    ids = np.array([[0, 5, 17, 63, 5]], np.int64)
+    want = run(model, ids)
+    fused = _transcoded(model, gguf_path)
+    for w, g in zip(want, run(fused, ids)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(np.abs(w).max()))
+    mnb = [n.name for n in fused.graph.node if n.op_type == "MatMulNBits"]
+    assert sum("_proj/" in n and "attn" in n and "o_proj" not in n for n in mnb) == 3  # q, k, v apart
+    assert "model.layers.0.mlp.gate_proj+up_proj/MatMulNBits" in mnb  # Q4_0 and Q4_1: one 4-bit container

@@ -7,6 +7,7 @@ import pytest
 
 from edgewise.compress import parse_method
 from edgewise.compress.prune import parse_prune
+from edgewise.data import DEMO_TEXT, packaged_text
 from edgewise.errors import EdgewiseError
 from edgewise.optimize import OptimizeOptions, optimize
 from edgewise.optimize.search import Candidate, SearchSpace, pareto
@@ -14,6 +15,9 @@ from edgewise.report.row import VariantRow
 
 PRUNE = ["none", "structured:mlp=0.5,recover_steps=0"]
 QUANT = ["int8", "int4"]
+# The default text alone: the default quiz adds 250 items per variant on a random model, which tests nothing here and
+# costs CI time (test_accuracy_gate checks that the defaults include it).
+TEXT = f"perplexity:{packaged_text(DEMO_TEXT)}"
 
 
 def _cand(prune: str | None, quant: str, params: int = 1000) -> Candidate:
@@ -59,8 +63,8 @@ def test_candidates_are_ranked_most_compressed_first(tiny_llama_dir):
 def loose(tiny_llama_dir, tmp_path_factory):
     """A gate every recipe passes: the most compressed one is measured first and dominates the rest."""
     out = tmp_path_factory.mktemp("search") / "out"
-    return optimize(OptimizeOptions(model=str(tiny_llama_dir), search=True, search_prune=PRUNE, search_quant=QUANT,
-                                    max_drop="900%", out=out, max_tokens=8, passes=1))
+    return optimize(OptimizeOptions(model=str(tiny_llama_dir), task=TEXT, search=True, search_prune=PRUNE,
+                                    search_quant=QUANT, max_drop="900%", out=out, max_tokens=8, passes=1))
 
 
 def test_search_stops_once_a_recipe_dominates_what_is_left(loose):
@@ -109,8 +113,8 @@ def test_search_choice_passes_the_gate_fits_and_is_bundled(loose):
 
 def test_strict_gate_measures_until_the_space_is_exhausted(tiny_llama_dir, tmp_path):
     # A random-init model: every quantized recipe moves perplexity by more than 0.0001%, so none passes.
-    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), search=True, search_prune=PRUNE, search_quant=["int4"],
-                                   max_drop="0.0001%", out=tmp_path / "o", bench=False))
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), task=TEXT, search=True, search_prune=PRUNE,
+                                   search_quant=["int4"], max_drop="0.0001%", out=tmp_path / "o", bench=False))
     s = res.report["search"]
     assert s["stopped"] == "exhausted" and s["measured"] == 2
     assert all(not c["passes_gate"] for c in s["candidates"])
@@ -118,8 +122,8 @@ def test_strict_gate_measures_until_the_space_is_exhausted(tiny_llama_dir, tmp_p
 
 
 def test_budget_stops_the_search(tiny_llama_dir, tmp_path):
-    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), search=True, search_prune=PRUNE, search_quant=QUANT,
-                                   budget_minutes=1e-6, out=tmp_path / "o", bench=False))
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), task=TEXT, search=True, search_prune=PRUNE,
+                                   search_quant=QUANT, budget_minutes=1e-6, out=tmp_path / "o", bench=False))
     s = res.report["search"]
     assert s["stopped"] == "budget" and s["measured"] == 0
     assert {c["status"] for c in s["candidates"]} == {"budget"}
@@ -153,9 +157,9 @@ def test_a_recipe_that_does_not_fit_the_device_dominates_nothing(tiny_llama_dir,
     thimble = DeviceProfile(name="thimble", description="a device too small for anything", cores=1, ram_gb=0.01,
                             usable_ram_gb=0.005, storage_gb=1, bandwidth_gbs=1, bandwidth_kind="spec-peak",
                             sources={f: "test fixture" for f in FIGURES})
-    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), device=thimble, search=True, search_prune=PRUNE,
-                                   search_quant=["int4"], max_drop="900%", out=tmp_path / "o", max_tokens=8,
-                                   passes=1))
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), task=TEXT, device=thimble, search=True,
+                                   search_prune=PRUNE, search_quant=["int4"], max_drop="900%", out=tmp_path / "o",
+                                   max_tokens=8, passes=1))
     s = res.report["search"]
     assert s["measured"] == 2 and s["stopped"] == "exhausted"
     assert all(c["passes_gate"] and c["fits_device"] is False for c in s["candidates"])
@@ -175,7 +179,7 @@ def test_a_pruning_level_that_fails_is_reported_once_per_recipe_and_not_retried(
 
     monkeypatch.setattr(search_mod, "prune", counting)
     missing = tmp_path / "missing.txt"
-    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), search=True,
+    res = optimize(OptimizeOptions(model=str(tiny_llama_dir), task=TEXT, search=True,
                                    search_prune=["none", f"structured:mlp=0.5,recover_steps=2,recover_data={missing}"],
                                    search_quant=QUANT, max_drop="900%", out=tmp_path / "o", bench=False))
     by = {c["name"]: c for c in res.report["search"]["candidates"]}

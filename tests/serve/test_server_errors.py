@@ -72,11 +72,13 @@ def test_a_failure_mid_stream_is_an_error_event_and_logged(served, tiny_lm, monk
 
 def test_a_503_is_logged_too(served, tiny_lm):
     client, state, logfile = served
-    state.gate.acquire_model()  # another generation holds the model past the queue timeout
+    for _ in range(state.parallel):  # other generations hold every slot past the queue timeout
+        state.gate.acquire_model()
     try:
         r = client.post("/v1/chat/completions", json=chat_body(tiny_lm))
     finally:
-        state.gate.release_model()
+        for _ in range(state.parallel):
+            state.gate.release_model()
     assert r.status_code == 503 and r.json()["error"]["code"] == "queue_timeout"
     assert "answered 503" in logfile.read_text()
 

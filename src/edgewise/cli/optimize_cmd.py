@@ -51,7 +51,8 @@ class RichProgress(Progress):
         self.bars.update(self.task, description=label)
         if self.plain:
             t = self.bars.tasks[self.task]
-            self.console.print(f"[{self.stage_name} {int(t.completed) + 1}/{int(t.total)}] {label}", markup=False)
+            self.console.print(f"[{self.stage_name} {int(t.completed) + 1}/{int(t.total)}] {label}", markup=False,
+                               emoji=False)
 
     def _finish_task(self) -> None:
         if self.task is not None:
@@ -59,7 +60,8 @@ class RichProgress(Progress):
             self.bars.update(self.task, completed=t.total, description="done")
 
     def info(self, message: str) -> None:
-        self.console.print(message, style="dim", markup=False)
+        # emoji=False: a task label such as perplexity:notes: must not turn into a musical note
+        self.console.print(message, style="dim", markup=False, emoji=False)
 
     def done(self) -> None:
         self._finish_task()
@@ -70,7 +72,8 @@ class RichProgress(Progress):
 def _table_console(stderr: bool = False) -> Console:
     # Piped output has no terminal width; rich would squeeze the table to 80 columns and truncate every cell.
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 180)
+    # 240: two tasks' columns (accuracy and drop with intervals) beside the cost columns still fit on one line.
+    return Console(stderr=stderr, width=None if stream.isatty() else 240)
 
 
 def _quiet() -> None:
@@ -81,14 +84,19 @@ def _quiet() -> None:
 def optimize(
     model: Optional[str] = typer.Argument(None, help="Alias, path or hub id (default: smollm2-135m)."),
     device: str = typer.Option("host", "--device", "-d", help="Target device profile (see `edgewise devices`)."),
-    task: Optional[str] = typer.Option(None, "--task", "-t",
-                                       help="KIND:FILE: perplexity:, nextword: (text), retrieval:, classify: (jsonl). "
-                                            "Default: the packaged demo text, or a docstring retrieval set for encoders."),
+    task: Optional[list[str]] = typer.Option(None, "--task", "-t",
+                                             help="KIND:FILE: perplexity:, nextword: (text), retrieval:, classify:, "
+                                                  "choice:, generate: (jsonl). Repeat for several tasks: every "
+                                                  "variant must pass each; the first is the primary. Default: the "
+                                                  "packaged demo text and quiz, or a docstring retrieval set for "
+                                                  "encoders."),
     methods: Optional[str] = typer.Option(None, "--methods", "-m",
                                           help="Comma list, e.g. fp32,int8,int4,int4-gptq,mixed; options as "
                                                "int4:block_size=64 (separate several with ';' then)."),
     max_drop: str = typer.Option("5%", "--max-drop", help="Gate: relative drop of the primary metric (5%, 0.05) "
-                                                          "and/or a KLD ceiling (kld=0.05)."),
+                                                          "and/or a KLD ceiling (kld=0.05). On accuracy tasks, "
+                                                          "absolute points (5% = 5 points) that the paired 95% "
+                                                          "interval of the drop must stay within."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default ./edgewise-out/MODEL)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration text (default: a packaged Shakespeare "
@@ -111,9 +119,9 @@ def optimize(
     _quiet()
     from edgewise.optimize import OptimizeOptions
     from edgewise.optimize import optimize as run_optimize
-    from edgewise.report import search_table, terminal_table
+    from edgewise.report import items_notes, search_table, terminal_table
 
-    opts = OptimizeOptions(model=model, device=device, task=task, methods=_split(methods), max_drop=max_drop, out=out,
+    opts = OptimizeOptions(model=model, device=device, task=list(task) if task else None, methods=_split(methods), max_drop=max_drop, out=out,
                            force=force, calib=calib, bench=not no_bench, max_tokens=max_tokens, search=search,
                            search_prune=_split(search_prune, ";"), search_quant=_split(search_quant),
                            budget_minutes=budget_minutes)
@@ -128,6 +136,8 @@ def optimize(
     if report.get("skipped"):
         for s in report["skipped"]:
             console.print(f"[yellow]skipped {s['name']}[/yellow]: {s['reason']}")
+    for note in items_notes(report):
+        console.print(note, markup=False, emoji=False)
     rec = report["recommendation"]
     if rec["name"]:
         console.print(f"[bold green]recommended: {rec['name']}[/bold green] — {rec['reason']}")

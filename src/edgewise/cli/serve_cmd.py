@@ -23,6 +23,8 @@ def serve(
     threads: Optional[int] = typer.Option(None),
     embed_model: Optional[str] = typer.Option(None, "--embed-model", help="Also serve /v1/embeddings with this encoder."),
     max_queue: int = typer.Option(8, "--max-queue", help="Running + waiting requests before 429."),
+    parallel: int = typer.Option(2, "--parallel", help="Generations running at once, each on its own session."),
+    sessions: int = typer.Option(4, "--sessions", help="KV-cache sessions kept for follow-up turns (an LRU)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Default max_tokens when a request gives none."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Env var holding a bearer key to require."),
     cloud: Optional[str] = typer.Option(None, "--cloud", help="OpenAI-compatible cloud endpoint URL."),
@@ -47,4 +49,4 @@ def serve(
                            embed_model=embed_model, max_queue=max_queue, default_max_tokens=max_tokens,
                            api_key_env=api_key_env, cloud_url=cloud, cloud_model=cloud_model,
                            cloud_key_env=cloud_key_env, policy=policy,
-                           request_log=request_log, log=log))
+                           request_log=request_log, log=log, parallel=parallel, sessions=sessions))

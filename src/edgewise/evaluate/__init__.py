@@ -4,13 +4,16 @@
     ref = task.reference(full_model)                  # the full model's outputs, once
     metrics = task.evaluate(variant_model, ref)       # {"perplexity": ..., "kld": ..., "same_top_token": ...}
 
-Kinds: perplexity, nextword (decoders); retrieval, classify (encoders).
+Kinds: perplexity, nextword, choice, generate (decoders); retrieval, classify (encoders). choice and generate keep
+one outcome per item (`per_item = True`): their file formats are in docs/tasks.md.
 """
 
 from edgewise.evaluate.base import TASKS, Task, check_model_fits, parse_task, relative_drop
 
 # Built-in task kinds register on import.
+from edgewise.evaluate import accuracy as _accuracy  # noqa: E402,F401
 from edgewise.evaluate import embedding as _embedding  # noqa: E402,F401
 from edgewise.evaluate import lm as _lm  # noqa: E402,F401
+from edgewise.evaluate import lmeval as _lmeval  # noqa: E402,F401  (lm-eval itself loads on first use)
 
 __all__ = ["TASKS", "Task", "parse_task", "check_model_fits", "relative_drop"]

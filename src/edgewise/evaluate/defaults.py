@@ -1,15 +1,21 @@
-"""Default tasks when the user brings none: the packaged Shakespeare scene for language models, and a retrieval set
-built from real text that every Python install carries (standard-library docstrings, PSF licence) for encoders."""
+"""Default tasks when the user brings none: for language models the packaged Shakespeare scene (perplexity) and the
+packaged multiple-choice task (accuracy, so the demo shows a task with answers); for encoders a retrieval set built
+from real text that every Python install carries (standard-library docstrings, PSF licence)."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
 import json
+from importlib import resources
 from pathlib import Path
 
 from edgewise.data import DEMO_TEXT, packaged_text
 from edgewise.models.source import CAUSAL_LM
+
+# The packaged multiple-choice task the demo adds beside perplexity (src/edgewise/data/tasks/, docs/tasks.md); the
+# one place its name is written (edgewise.evaluate.accuracy.DEMO_TASK is its path).
+DEMO_CHOICE_TASK = "general-knowledge.jsonl"
 
 # Modules whose docstrings are prose (summary line, then a paragraph); order fixes the set.
 DOC_MODULES = ("json", "os", "os.path", "re", "shutil", "textwrap", "collections", "itertools", "functools", "string",
@@ -47,7 +53,20 @@ def docstring_pairs(limit: int = 200, min_body: int = 80) -> list[dict]:
     return pairs
 
 
+def packaged_task(name: str) -> Path:
+    """The path of a task file shipped in the package (`data/tasks/NAME`)."""
+    return Path(str(resources.files("edgewise") / "data" / "tasks" / name))
+
+
+def default_task_specs(model_task: str, work_dir: Path) -> list[str]:
+    """`KIND:FILE` specs of the default tasks, the primary one first."""
+    if model_task == CAUSAL_LM:
+        return [f"perplexity:{packaged_text(DEMO_TEXT)}", f"choice:{packaged_task(DEMO_CHOICE_TASK)}"]
+    return [default_task_spec(model_task, work_dir)]
+
+
 def default_task_spec(model_task: str, work_dir: Path) -> str:
+    """The primary default task alone."""
     if model_task == CAUSAL_LM:
         return f"perplexity:{packaged_text(DEMO_TEXT)}"
     path = Path(work_dir) / "stdlib-docstrings.jsonl"

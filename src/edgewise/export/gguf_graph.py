@@ -84,18 +84,39 @@ class GraphWriter:
             self.tables.add(name)
         return name
 
-    def matmul_nbits(self, x: str, b: Blocks, prefix: str, out: str) -> None:
-        """out = x @ W^T for W given by blocks b (rows = N outputs), plus the min term when b has mins."""
+    def matmul_nbits(self, x: str, b: Blocks, prefix: str, out: str, sums_in_kernel: bool = False) -> None:
+        """out = x @ W^T for W given by blocks b (rows = N outputs), plus the min term when b has mins.
+
+        sums_in_kernel: the min term's block sums come out of the same MatMulNBits, as K/block extra output rows
+        whose weights are exactly 1 on their block (code mid + 1, scale 1) and 0 elsewhere, and a Split parts them
+        from the outputs: one node in place of the Reshape + ReduceSum pair. Not for a table a lookup shares."""
         N, K = b.rows, b.K
-        B = self.table(b, prefix)
-        S = self.scales(b, prefix)
         main = out if b.mins is None else out + "/codes"
-        self.node("MatMulNBits", [x, B, S], [main], prefix + "/MatMulNBits", MS_DOMAIN,
-                  K=K, N=N, bits=b.bits, block_size=b.block, accuracy_level=self.accuracy_level)
+        if b.mins is not None and sums_in_kernel:
+            kb = K // b.block
+            ones = Blocks(indicator_codes(K, b.block, b.bits), np.ones((kb, kb), np.float32), None, b.bits, b.block)
+            full = Blocks.concat_rows([Blocks(b.codes, b.scales, None, b.bits, b.block), ones])
+            B, S = self.table(full, prefix), self.scales(full, prefix)
+            self.node("MatMulNBits", [x, B, S], [out + "/codes+sums"], prefix + "/MatMulNBits", MS_DOMAIN,
+                      K=K, N=N + kb, bits=b.bits, block_size=b.block, accuracy_level=self.accuracy_level)
+            sums = out + "/blocksums"
+            self.split(out + "/codes+sums", [N, kb], [main, sums], prefix + "/SplitSums")
+            self.float_init(f"{prefix}.mins", b.mins.T)
+        else:
+            B, S = self.table(b, prefix), self.scales(b, prefix)
+            self.node("MatMulNBits", [x, B, S], [main], prefix + "/MatMulNBits", MS_DOMAIN,
+                      K=K, N=N, bits=b.bits, block_size=b.block, accuracy_level=self.accuracy_level)
+            if b.mins is not None:
+                sums = self.block_sum(x, K, b.block)
         if b.mins is not None:
             M = f"{prefix}.mins"
-            self.node("MatMul", [self.block_sum(x, K, b.block), M], [out + "/mins"], prefix + "/MinMatMul")
+            self.node("MatMul", [sums, M], [out + "/mins"], prefix + "/MinMatMul")
             self.node("Add", [main, out + "/mins"], [out], prefix + "/AddMins")
+
+    def split(self, x: str, sizes: list[int], outs: list[str], name: str) -> None:
+        """Split the last axis of x into len(sizes) outputs."""
+        sizes_name = self.init(name + "/sizes", np.array(sizes, np.int64))
+        self.node("Split", [x, sizes_name], outs, name, axis=-1)
 
     def lookup(self, ids: str, b: Blocks, prefix: str, out: str, axis: int) -> None:
         """out = W[ids] through GatherBlockQuantized over the packed table the head uses (no second copy)."""
@@ -144,6 +165,16 @@ class GraphWriter:
         ax = self.init(out + "/unsq_ax", np.array([-1], np.int64))
         self.node("Unsqueeze", [out + "/is_lo", ax], [out + "/is_lo3"], out + "/UnsqueezeIds")
         self.node("Where", [out + "/is_lo3", out + "/lo", out + "/hi"], [out], out + "/WhereRows")
+
+
+def indicator_codes(K: int, block: int, bits: int) -> np.ndarray:
+    """(K/block, K) codes whose weights at scale 1 are 1 on row i's own block i and 0 elsewhere: x @ these^T is
+    x's per-block sums."""
+    mid = 1 << (bits - 1)
+    codes = np.full((K // block, K), mid, np.uint8)
+    for i in range(K // block):
+        codes[i, i * block:(i + 1) * block] = mid + 1
+    return codes
 
 
 def group_containers(parts: list[Blocks]) -> list[Blocks]:

@@ -7,6 +7,11 @@ MatMulNBits over the GGUF's codes and scales (see gguf_blocks for the per-type c
 points leave the fast kernel. A tied embedding reads the same packed table through GatherBlockQuantized.
 The nodes themselves are written by gguf_graph.GraphWriter.
 
+A decode step is node-bound, not FLOP-bound (SmolLM2: 542 small min-term nodes cost more than its 151
+MatMulNBits), so projections that read the same activation in the same container are fused into one MatMulNBits
+and split after it (gate/up; q/k/v where the builder leaves them apart), and the block sums come out of that
+MatMulNBits as extra output rows (gguf_graph.indicator_codes) instead of a Reshape + ReduceSum.
+
 Each transcoded tensor is checked against the fp32 export (which transformers dequantized through gguf-py): the
 dequantized blocks must equal it to fp32 rounding, so a wrong layout or row order can never ship silently. The
 check also finds the row order (llama.cpp stores Llama's q/k rows permuted for its rotary layout).
@@ -34,7 +39,8 @@ from edgewise.models.source import ModelSource
 # case, needs none of it.
 
 # Bump when the written graph changes, so cached folders are rebuilt.
-FORMAT_VERSION = 3  # 3: scales and mins stored as fp16 where exact; the lookup reshapes the head's scales
+FORMAT_VERSION = 4  # 4: projections sharing an input fused, block sums from the MatMulNBits (fuse=False: format 3)
+# 3: scales and mins stored as fp16 where exact; the lookup reshapes the head's scales
 # The genai builder's weight names -> GGUF tensor names (several, in output-row order, for packed projections).
 _PROJ = {
     "q_proj": ("attn_q",), "k_proj": ("attn_k",), "v_proj": ("attn_v",), "qkv_proj": ("attn_q", "attn_k", "attn_v"),
@@ -128,11 +134,12 @@ def _split_head(parts: list[Blocks], rows4: int, report: list) -> list[Blocks]:
     return [keep, low]
 
 
-def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4, head_rows4: int = 0) -> dict:
+def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4, head_rows4: int = 0, fuse: bool = True) -> dict:
     """Rewrite the fp32 genai graph `model` (weights loaded) in place; returns the per-tensor report.
 
     head_rows4 > 0 requantizes that many of the head's highest-id rows to 4 bits (what a bits budget asks for);
-    everything else keeps the GGUF's own blocks."""
+    everything else keeps the GGUF's own blocks. fuse=False writes the graph of format 3 (one MatMulNBits per
+    projection, block sums as Reshape + ReduceSum), kept to measure what fusion gains."""
     from onnx import helper, numpy_helper
 
     tensors, meta = _gguf_tensors(gguf_path)
@@ -143,7 +150,7 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4, head_rows4:
         for x in n.input:
             consumers.setdefault(x, []).append(n)
     out = GraphWriter(model, accuracy_level)
-    report, replaced, removed_nodes, heads = [], set(), set(), {}
+    report, replaced, removed_nodes, heads, plans = [], set(), set(), {}, []
     for n in list(g.node):
         if n.op_type != "MatMul" or len(n.input) != 2 or n.input[1] not in inits:
             continue
@@ -174,17 +181,29 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4, head_rows4:
         prefix = wname.removesuffix(".MatMul.weight")
         if head_rows4 and wname == "lm_head.MatMul.weight":
             parts = _split_head(parts, head_rows4, report)
-        groups = group_containers(parts)
+        plans.append(_Plan(n, wname, prefix, parts))
+        removed_nodes.add(id(n))
+        replaced.add(wname)
+    for group in _fusions(plans, fuse):
+        if len(group) > 1:  # projections that share an input and a container: one MatMulNBits, then a Split
+            fused = Blocks.concat_rows([b for p in group for b in p.parts])
+            prefix = _fused_prefix([p.prefix for p in group])
+            out.matmul_nbits(group[0].node.input[0], fused, prefix, prefix + "/fused", sums_in_kernel=fuse)
+            out.split(prefix + "/fused", [sum(b.rows for b in p.parts) for p in group],
+                      [p.node.output[0] for p in group], prefix + "/Split")
+            continue
+        p = group[0]
+        n, groups = p.node, group_containers(p.parts)
+        # A head's table may be shared with the token lookup, which must not see extra rows.
+        in_kernel = fuse and p.wname != "lm_head.MatMul.weight"
         if len(groups) == 1:
-            out.matmul_nbits(n.input[0], groups[0], prefix, n.output[0])
+            out.matmul_nbits(n.input[0], groups[0], p.prefix, n.output[0], sums_in_kernel=in_kernel)
         else:
             outs = [f"{n.output[0]}/part{i}" for i in range(len(groups))]
             for i, gb in enumerate(groups):
-                out.matmul_nbits(n.input[0], gb, f"{prefix}.part{i}", outs[i])
-            out.node("Concat", outs, [n.output[0]], prefix + "/Concat", axis=-1)
-        removed_nodes.add(id(n))
-        replaced.add(wname)
-        heads[wname] = (groups, prefix)
+                out.matmul_nbits(n.input[0], gb, f"{p.prefix}.part{i}", outs[i], sums_in_kernel=in_kernel)
+            out.node("Concat", outs, [n.output[0]], p.prefix + "/Concat", axis=-1)
+        heads[p.wname] = (groups, p.prefix)
     # A tied embedding reads the head's table: Transpose(lm_head) -> Gather becomes GatherBlockQuantized.
     head = "lm_head.MatMul.weight"
     if head in heads and len(heads[head][0]) <= 2:
@@ -253,6 +272,44 @@ def transcode_graph(model, gguf_path: Path, accuracy_level: int = 4, head_rows4:
     return {"tensors": report, "architecture": meta.get("architecture"), "accuracy_level": accuracy_level}
 
 
+@dataclass
+class _Plan:
+    node: object  # the fp32 MatMul it replaces
+    wname: str
+    prefix: str
+    parts: list[Blocks]
+
+
+def _fusions(plans: list[_Plan], fuse: bool) -> list[list[_Plan]]:
+    """The replacements in graph order, those that can share one MatMulNBits grouped: the same input, not the
+    head (its table may be shared with the lookup), and one container for all their parts (e.g. gate and up both
+    Q4_1). Mixed containers (Qwen's Q4_K/Q6_K layers) stay one MatMulNBits per projection and container."""
+    if not fuse:
+        return [[p] for p in plans]
+    by_input: dict[str, list[_Plan]] = {}
+    for p in plans:
+        if p.wname != "lm_head.MatMul.weight":
+            by_input.setdefault(p.node.input[0], []).append(p)
+    groups, seen = [], set()
+    for p in plans:
+        if id(p) in seen:
+            continue
+        same = by_input.get(p.node.input[0], [p]) if p.wname != "lm_head.MatMul.weight" else [p]
+        if len(same) > 1 and len(group_containers([b for q in same for b in q.parts])) == 1:
+            groups.append(same)
+            seen.update(id(q) for q in same)
+        else:
+            groups.append([p])
+            seen.add(id(p))
+    return groups
+
+
+def _fused_prefix(prefixes: list[str]) -> str:
+    """model.layers.0.mlp.gate_proj + model.layers.0.mlp.up_proj -> model.layers.0.mlp.gate_proj+up_proj"""
+    stem = prefixes[0].rsplit(".", 1)[0]
+    return stem + "." + "+".join(p.rsplit(".", 1)[-1] for p in prefixes)
+
+
 def _summary(report: dict) -> dict:
     by_type: dict[str, dict] = {}
     for r in report["tensors"]:
@@ -262,7 +319,7 @@ def _summary(report: dict) -> dict:
     return by_type
 
 
-def _writer(source: ModelSource, accuracy_level: int, head_rows4: int = 0, **record):
+def _writer(source: ModelSource, accuracy_level: int, head_rows4: int = 0, fuse: bool = True, **record):
     """The cached_build callback that writes one transcoded folder (graph, genai files, transcode.json)."""
 
     def build(dst: Path) -> None:
@@ -271,7 +328,7 @@ def _writer(source: ModelSource, accuracy_level: int, head_rows4: int = 0, **rec
         t0 = time.perf_counter()
         base = build_genai(source, "fp32")
         model = onnx.load(str(base / "model.onnx"), load_external_data=True)
-        report = transcode_graph(model, Path(source.path), accuracy_level, head_rows4=head_rows4)
+        report = transcode_graph(model, Path(source.path), accuracy_level, head_rows4=head_rows4, fuse=fuse)
         report["by_type"] = _summary(report)
         for f in base.iterdir():
             if f.is_file() and f.suffix != ".onnx" and not f.name.endswith(".data") and not f.name.startswith(".") \
@@ -280,25 +337,28 @@ def _writer(source: ModelSource, accuracy_level: int, head_rows4: int = 0, **rec
         onnx.save_model(model, str(dst / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                         location="model.onnx.data", size_threshold=1024)
         report["seconds"] = round(time.perf_counter() - t0, 1)
-        report.update(head_rows4=head_rows4, **record)
+        report.update(head_rows4=head_rows4, fuse=fuse, **record)
         (dst / "transcode.json").write_text(json.dumps(report, indent=1))
 
     return build
 
 
-def transcode_gguf(source: ModelSource, accuracy_level: int = 4, max_bpw: float | None = None) -> Path:
+def transcode_gguf(source: ModelSource, accuracy_level: int = 4, max_bpw: float | None = None,
+                   fuse: bool = True) -> Path:
     """The cached genai folder for a GGUF source, computing with its own quantized blocks.
 
     max_bpw: a bits-per-weight budget. When the exact transcode is over it, the head's highest-id rows are
-    requantized from 8 to 4 bits until it fits (budget_rows); every other tensor stays the GGUF's own."""
+    requantized from 8 to 4 bits until it fits (budget_rows); every other tensor stays the GGUF's own.
+    fuse=False: the unfused graph of format 3 (same weights and logits, more nodes), to measure fusion against."""
     if source.kind != "gguf":
         raise EdgewiseError(f"{source.ref} is a {source.kind} model, not a quantized .gguf file: use int4 or int8 to "
                             "quantize it, or point --model at a GGUF")
     if max_bpw is not None and not 2 <= max_bpw <= 32:
         raise EdgewiseError(f"max_bpw must be between 2 and 32 bits per weight, got {max_bpw!r}")
     gguf_path = Path(source.path)
-    exact = cached_build("gguf-onnx", gguf_path, {"accuracy_level": accuracy_level, "v": FORMAT_VERSION},
-                         _writer(source, accuracy_level))
+    # The default keeps the key it had (no "fuse" entry); only the unfused graph, a measuring aid, adds one.
+    opts = {"accuracy_level": accuracy_level, "v": FORMAT_VERSION, **({} if fuse else {"fuse": False})}
+    exact = cached_build("gguf-onnx", gguf_path, opts, _writer(source, accuracy_level, fuse=fuse))
     if max_bpw is None:
         return exact
     from edgewise.formats import logical_params, weight_bytes
@@ -308,12 +368,13 @@ def transcode_gguf(source: ModelSource, accuracy_level: int = 4, max_bpw: float 
     head = tensors.get("output.weight") or tensors.get("token_embd.weight")
     if head is None:
         raise UnsupportedModelError(f"{source.ref}: no output.weight or token_embd.weight tensor to requantize")
-    rows4 = budget_rows(weight_bytes(onnx_path), logical_params(onnx_path), max_bpw, head.rows, head.K)
+    # The block-sum rows are stored bytes but not parameters: counted as overhead, as the GGUF's scales are.
+    params = logical_params(onnx_path)  # leaves out the block-sum rows
+    rows4 = budget_rows(weight_bytes(onnx_path), params, max_bpw, head.rows, head.K)
     if rows4 == 0:
         return exact
-    return cached_build("gguf-onnx", gguf_path, {"accuracy_level": accuracy_level, "v": FORMAT_VERSION,
-                                                 "head_rows4": rows4},
-                        _writer(source, accuracy_level, rows4, max_bpw=max_bpw))
+    return cached_build("gguf-onnx", gguf_path, {**opts, "head_rows4": rows4},
+                        _writer(source, accuracy_level, rows4, fuse=fuse, max_bpw=max_bpw))
 
 
 def budget_rows(weight_bytes: int, params: int, max_bpw: float, rows: int, K: int, block: int = 32) -> int:

@@ -1,7 +1,8 @@
-"""`edgewise optimize`: compress a model several ways, measure each variant against the full model on the user's task
-and on cost, gate on quality, recommend the fastest variant that passes and fits, and write report + bundle.
+"""`edgewise optimize`: compress a model several ways, measure each variant against the full model on the user's tasks
+and on cost, gate on quality (every task), recommend the fastest variant that passes and fits, and write report and
+bundle.
 
-    result = optimize(OptimizeOptions())          # SmolLM2-135M, the packaged demo text, device host
+    result = optimize(OptimizeOptions())          # SmolLM2-135M, the packaged text and quiz, device host
     result.out / "report.json", result.out / "bundle"
 
 Every input is checked before any model work; the output folder appears whole or not at all.
@@ -22,22 +23,24 @@ from edgewise.compress import Calibration, CompressContext, parse_method
 from edgewise.devices import get_device
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate import check_model_fits, parse_task
-from edgewise.evaluate.defaults import default_task_spec
+from edgewise.evaluate.defaults import default_task_specs
 from edgewise.home import edgewise_home
 from edgewise.models import load
 from edgewise.models.bundle import write_bundle
 from edgewise.models.packaged import DEFAULT_MODEL
 from edgewise.models.source import CAUSAL_LM
 from edgewise.optimize.gate import DEFAULT_MAX_DROP, Gate, parse_gate, recommend, speed_of
-from edgewise.optimize.measure import gate_row, measure_methods
+from edgewise.optimize.measure import measure_methods
+from edgewise.optimize.quality import gate_rows, task_label, task_summaries
 from edgewise.optimize.search import SearchSpace, run_search
 from edgewise.outdir import check_out_dir
 from edgewise.progress import Progress
-from edgewise.report import write_report
+from edgewise.report import items_needed_note, write_report
 from edgewise.staging import staged_dir
 
 REPORT_SCHEMA = "edgewise-report"
 REPORT_VERSION = 1
+TASK_KEYS = ("kind", "file", "primary", "higher_is_better", "label", "per_item")
 # PyTorch ("torch") is left out of the default run to keep the demo short; benchmarks/backends_speed.py compares it.
 DECODER_METHODS = ("fp32", "gguf", "gguf-5.5bpw", "int8", "int4", "int4-gptq", "mixed", "q8_0", "q4_k_m")
 ENCODER_METHODS = ("fp32", "int8-dynamic", "int8-static", "int8", "int4", "int4-gptq")
@@ -49,7 +52,9 @@ GGUF_ONLY = ("gguf", "gguf-5.5bpw")  # the shipped GGUF's own blocks: default on
 class OptimizeOptions:
     model: str | None = None  # None: the packaged SmolLM2-135M
     device: str = "host"
-    task: str | None = None  # KIND:FILE; None: the packaged demo text (decoders) or a stdlib retrieval set (encoders)
+    # KIND:FILE, or several (every variant is measured on each; the first is the primary one). None: the packaged
+    # demo text and multiple-choice task (decoders) or a stdlib retrieval set (encoders).
+    task: str | list[str] | None = None
     methods: list[str] | None = None
     max_drop: str | float | None = DEFAULT_MAX_DROP
     out: Path | None = None
@@ -96,6 +101,25 @@ def _method_list(opts: OptimizeOptions, decoder: bool, gguf: bool = False) -> li
     return out
 
 
+def parse_tasks(spec: str | list[str] | None, model_task: str, model_ref: str) -> list:
+    """The run's tasks, each read and checked against the model now: the user's (one or several), or the defaults."""
+    specs = [spec] if isinstance(spec, str) else list(spec or [])
+    specs = specs or default_task_specs(model_task, edgewise_home() / "tasks")
+    tasks = [parse_task(s) for s in specs]
+    seen = set()
+    for t in tasks:
+        check_model_fits(t, model_task, model_ref)
+        key = (t.kind, t.path.resolve())
+        if key in seen:
+            raise EdgewiseError(f"task {t.kind}:{t.path} is listed twice: list each --task once")
+        seen.add(key)
+    labels = [task_label(t) for t in tasks]
+    dup = next((x for x in labels if labels.count(x) > 1), None)
+    if dup:
+        raise EdgewiseError(f"two tasks are both called {dup}: rename one file so each task has its own name")
+    return tasks
+
+
 def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> OptimizeResult:
     """Run the whole job; see the module docstring. Raises EdgewiseError (one line) on bad input."""
     progress = progress or Progress()
@@ -105,8 +129,11 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
     source = load(model_ref)
     device = get_device(opts.device)
     decoder = source.task == CAUSAL_LM
-    task = parse_task(opts.task or default_task_spec(source.task, edgewise_home() / "tasks"))
-    check_model_fits(task, source.task, model_ref)
+    tasks = parse_tasks(opts.task, source.task, model_ref)
+    task = tasks[0]  # the primary task: the row's metrics, sorting, plots
+    for t in tasks:
+        if hasattr(t, "progress"):  # tasks that report items/s as they go (choice, generate) use the run's progress
+            t.progress = progress
     gate: Gate = parse_gate(opts.max_drop)
     if opts.search:
         space, methods = SearchSpace.from_options(opts, decoder), []
@@ -116,21 +143,26 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
     out = out.expanduser().absolute()
     check_out_dir(out, opts.force)
     calibration = Calibration.from_file(opts.calib) if opts.calib else Calibration.default()
-    progress.info(f"{model_ref} · task {task.kind}:{task.path.name} · device {device.name} · gate: "
-                  f"{gate.describe(task.primary)}")
+    gate_text = gate.describe_tasks([(task_label(t), t.primary, bool(getattr(t, "per_item", False)))
+                                     for t in tasks])
+    progress.info(f"{model_ref} · task {', '.join(f'{t.kind}:{t.path.name}' for t in tasks)} · device "
+                  f"{device.name} · gate: {gate_text}")
 
     # --- 2-4. compress, evaluate against the full model, bench: a fixed method list, or a search ----------------
     ctx = CompressContext(source, calibration, say=progress.info)
     if opts.search:
-        m = run_search(opts, ctx, task, gate, device, progress, space)
+        m = run_search(opts, ctx, tasks, gate, device, progress, space)
     else:
-        m = measure_methods(opts, ctx, methods, task, device, progress)
+        m = measure_methods(opts, ctx, methods, tasks, device, progress)
     results, rows, skipped, host_bw = m.results, m.rows, m.skipped, m.host_bw
-    ref_metrics = next(r.metrics for r in rows if r.name == "fp32")
 
     # --- 5. gate and recommendation -----------------------------------------------------------------------------
-    for row in rows:
-        gate_row(row, task, ref_metrics, gate)
+    gate_rows(rows, tasks, gate)  # the search gated its rows as it went; gating again gives the same verdicts
+    summaries = task_summaries(tasks, m.item_ids or [None] * len(tasks), rows, gate)
+    for summary in summaries:
+        note = items_needed_note(summary)
+        if note:
+            progress.info(note)
     best, why = recommend(rows)
     for row in rows:
         row.recommended = row is best
@@ -141,14 +173,15 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         "edgewise_version": _version(),
         "model": {"ref": model_ref, "name": source.name, "kind": "decoder" if decoder else "encoder",
                   "arch": source.arch, "params": ctx.params(), "source_kind": source.kind},
-        "task": {"kind": task.kind, "file": str(task.path), "primary": task.primary,
-                 "higher_is_better": task.higher_is_better},
+        "task": {k: summaries[0][k] for k in TASK_KEYS},  # the primary task, as before; `tasks` has them all
+        "tasks": summaries,
         "calibration": {"source": calibration.source, "digest": calibration.digest},
         "device": device.as_dict(),
         "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "bandwidth_gbs": host_bw,
                  "python": platform.python_version()},
         "gate": {"max_drop": gate.max_drop, "kld_max": gate.kld_max, "metric": task.primary,
-                 "description": gate.describe(task.primary)},
+                 "max_drop_unit": "accuracy points" if summaries[0]["per_item"] else "relative",
+                 "description": gate_text},
         "reference": "fp32",
         "variants": [r.as_dict() for r in rows],
         "skipped": skipped,
@@ -170,7 +203,8 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
                              provenance={"model": model_ref, "method": best.method, "config": best.config,
                                          "calibration": calibration.source, "created_by": f"edgewise {_version()}"},
                              options={"backend": best.backend, "threads": device.threads, "device": device.name},
-                             metrics={"task": f"{task.kind}:{task.path.name}", **(best.metrics or {}),
+                             metrics={"task": ", ".join(f"{t.kind}:{t.path.name}" for t in tasks),
+                                      **(best.metrics or {}), **_other_task_metrics(best),
                                       "generation_tps": best.generation_tps,
                                       "bits_per_weight": best.bits_per_weight})
             report["timings_s"]["total"] = round(time.perf_counter() - t_start, 1)
@@ -182,6 +216,17 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
                             "--out") from None
     return OptimizeResult(out=out, report=report, recommended=best.as_dict() if best else None,
                           variants=report["variants"])
+
+
+def _other_task_metrics(row) -> dict:
+    """The bundle's figures on every task after the first, keyed `label:metric` (the first task's are unprefixed)."""
+    out = {}
+    for e in row.tasks[1:]:
+        out.update({f"{e['task']}:{k}": v for k, v in e["metrics"].items()})
+        for k in ("accuracy_ci", "diff", "diff_ci", "mcnemar_p", "gate_status"):
+            if k in e:
+                out[f"{e['task']}:{k}"] = e[k]
+    return out
 
 
 def _version() -> str:

@@ -1,5 +1,16 @@
 """The quality gate (`--max-drop`) and the recommendation: the fastest variant that passes and fits (a near-tie
-goes to the smaller one)."""
+goes to the smaller one).
+
+On a task scored item by item (accuracy), `--max-drop` is in absolute accuracy points (5% = 0.05 = five points) and
+the gate reads the paired 95% interval of the drop, not its point estimate: a variant passes only when even the
+worst end of the interval stays within the bound. Three verdicts follow (`gate_status`):
+
+    pass             the interval shows the drop is at most --max-drop
+    not shown safe   the measured drop is within the bound, but the interval reaches past it (too few items to tell)
+    fail             the measured drop itself is past the bound (or the KLD ceiling is exceeded)
+
+Other tasks (perplexity, nextword, retrieval, classify) gate as before: the relative drop of the primary metric.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +20,15 @@ from edgewise.errors import EdgewiseError
 from edgewise.report.row import VariantRow
 
 DEFAULT_MAX_DROP = "5%"
+PASS, NOT_SHOWN_SAFE, FAIL, ERROR = "pass", "not shown safe", "fail", "error"
 
 
 @dataclass(frozen=True)
 class Gate:
-    """max_drop: the largest relative loss in the task's primary metric (0.05 = 5%); kld_max: a ceiling on the mean
-    KL divergence from the full model (language-model tasks). Either may be None; a variant must pass both."""
+    """max_drop: the largest relative loss in the task's primary metric (0.05 = 5%), or, on a task scored item by
+    item, the largest loss in absolute accuracy points (0.05 = 5 points) that the paired 95% interval may reach;
+    kld_max: a ceiling on the mean KL divergence from the full model (language-model tasks). Either may be None; a
+    variant must pass both."""
 
     max_drop: float | None = 0.05
     kld_max: float | None = None
@@ -27,23 +41,54 @@ class Gate:
         if self.kld_max is not None and not self.kld_max > 0:
             raise EdgewiseError(f"the KLD ceiling must be positive, got {self.kld_max!r}")
 
-    def describe(self, primary: str) -> str:
+    def describe(self, primary: str, per_item: bool = False, kld: bool = True) -> str:
         parts = []
         if self.max_drop is not None:
-            parts.append(f"{primary} within {self.max_drop:.1%} of the full model")
-        if self.kld_max is not None:
+            parts.append(f"{primary}: the 95% paired interval of its drop within {100 * self.max_drop:.1f} points "
+                         "(absolute) of the full model" if per_item else
+                         f"{primary} within {self.max_drop:.1%} of the full model")
+        if kld and self.kld_max is not None:
             parts.append(f"mean KLD <= {self.kld_max:g}")
         return " and ".join(parts)
 
-    def check(self, drop: float | None, kld: float | None) -> tuple[bool, str]:
+    def describe_tasks(self, tasks: list[tuple[str, str, bool]]) -> str:
+        """The gate in words over (label, primary, per_item) of every task; one task reads as `describe`."""
+        if len(tasks) == 1:
+            return self.describe(tasks[0][1], tasks[0][2])
+        parts = [f"{label}: {self.describe(primary, per_item, kld=False)}" for label, primary, per_item in tasks
+                 if self.max_drop is not None]
+        if self.kld_max is not None:
+            parts.append(f"mean KLD <= {self.kld_max:g} (tasks that measure it)")
+        return "; ".join(parts) + " (every task)"
+
+    def check(self, drop: float | None, kld: float | None, kld_applies: bool = True) -> tuple[bool, str]:
         if self.max_drop is not None and (drop is None or drop > self.max_drop + 1e-12):
             return False, "no quality figure" if drop is None else f"drop {drop:.1%} > {self.max_drop:.1%}"
-        if self.kld_max is not None:
+        return self._check_kld(kld, kld_applies)
+
+    def _check_kld(self, kld: float | None, applies: bool) -> tuple[bool, str]:
+        if self.kld_max is not None and applies:
             if kld is None:
                 return False, "the task has no KLD (use a perplexity task or a relative drop)"
             if kld > self.kld_max:
                 return False, f"KLD {kld:.3g} > {self.kld_max:g}"
         return True, "passes"
+
+    def check_paired(self, diff: float, diff_ci: tuple[float, float], kld: float | None = None,
+                     kld_applies: bool = True, items: int | None = None) -> tuple[str, str]:
+        """(gate_status, reason) on a per-item task from the paired difference variant - full (absolute points,
+        negative = worse) and its 95% interval. `items`: how many items would detect a drop of max_drop."""
+        if self.max_drop is not None and -diff > self.max_drop + 1e-12:
+            return FAIL, f"accuracy drop {-100 * diff:.1f} pts > {100 * self.max_drop:.1f} pts"
+        ok, why = self._check_kld(kld, kld_applies)
+        if not ok:
+            return FAIL, why
+        worst = -diff_ci[0]
+        if self.max_drop is not None and worst > self.max_drop + 1e-12:
+            more = f"; about {items} items would detect a {100 * self.max_drop:.1f}-point drop" if items else ""
+            return NOT_SHOWN_SAFE, (f"not shown safe: the 95% interval allows a drop of {100 * worst:.1f} pts > "
+                                    f"{100 * self.max_drop:.1f} pts{more}")
+        return PASS, "passes"
 
 
 def _fraction(text: str) -> float:

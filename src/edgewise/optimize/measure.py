@@ -1,6 +1,6 @@
-"""Steps 2-4 of `edgewise optimize`: compress with each method, evaluate every variant against the full model,
-bench each in its own process, and gate the rows. The search (optimize/search.py) measures through the same
-functions, one recipe at a time."""
+"""Steps 2-4 of `edgewise optimize`: compress with each method, evaluate every variant against the full model on
+every task, and bench each in its own process (optimize/quality.py gates the rows). The search
+(optimize/search.py) measures through the same functions, one recipe at a time."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from edgewise.compress import config_dict, quantize
 from edgewise.compress.context import DECODER
 from edgewise.devices import host_bandwidth_gbs
 from edgewise.errors import BackendUnavailableError, EdgewiseError
-from edgewise.evaluate import relative_drop
-from edgewise.optimize.gate import Gate
+from edgewise.optimize.quality import TaskRef, evaluate_tasks, gate_row, references
 from edgewise.progress import Progress
 from edgewise.report.row import VariantRow
 from edgewise.runtime import load_model
@@ -34,6 +33,7 @@ class Measured:
     timings: dict[str, float]
     host_bw: float | None = None
     search: dict | None = None
+    item_ids: list[list[str] | None] = None  # per task: the reference's item ids (per-item tasks), else None
 
 
 def probe_bandwidth(progress: Progress) -> float:
@@ -41,8 +41,9 @@ def probe_bandwidth(progress: Progress) -> float:
     return host_bandwidth_gbs()
 
 
-def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Measured:
-    """Compress with every listed method, evaluate each against fp32, then bench each in its own process."""
+def measure_methods(opts, ctx, methods, tasks: list, device, progress: Progress) -> Measured:
+    """Compress with every listed method, evaluate each against fp32 on every task, then bench each in its own
+    process."""
     decoder = ctx.kind == DECODER
     # --- 2. compress --------------------------------------------------------------------------------------------
     results, skipped = [], []
@@ -68,12 +69,14 @@ def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Mea
     rows: list[VariantRow] = []
     ref_result = next(r for r in results if r.name == "fp32")
     ref_model = load_model(str(ref_result.path), backend=ref_result.backend)
-    ref_state = task.reference(ref_model)
+    refs = references(tasks, ref_model)
+    item_ids = [r.item_ids for r in refs]
+    on = ", ".join(r.label for r in refs)
     for r in results:
-        progress.step(f"{r.name} on {task.kind}")
-        rows.append(evaluate_variant(r, task, ref_model, ref_state, is_reference=r is ref_result))
+        progress.step(f"{r.name} on {on}")
+        rows.append(evaluate_variant(r, refs, ref_model, is_reference=r is ref_result))
         _free()
-    del ref_model, ref_state
+    del ref_model, refs
     _free()
     evaluate_s = time.perf_counter() - t0
 
@@ -91,7 +94,7 @@ def measure_methods(opts, ctx, methods, task, device, progress: Progress) -> Mea
         bench_s = time.perf_counter() - t0
 
     return Measured(results, rows, skipped, {"compress": compress_s, "evaluate": evaluate_s, "bench": bench_s},
-                    host_bw)
+                    host_bw, item_ids=item_ids)
 
 
 def variant_precision(cfg) -> str:
@@ -113,18 +116,19 @@ def variant_precision(cfg) -> str:
     return "fp32" if label in ("fp32", "torch") else label
 
 
-def evaluate_variant(r, task, ref_model, ref_state, is_reference: bool = False) -> VariantRow:
-    """One variant's report row: what it is, and its quality on the task against the reference's state."""
+def evaluate_variant(r, refs: list[TaskRef], ref_model, is_reference: bool = False) -> VariantRow:
+    """One variant's report row: what it is, and its quality on every task against the reference's state."""
     row = VariantRow(name=r.name, method=r.method, backend=r.backend, path=str(r.path), config=config_dict(r.config),
                      precision=variant_precision(r.config), bits_per_weight=round(r.bits_per_weight, 3), size_mb=round(r.size_mb, 2), params=r.params,
                      quantize_s=round(r.seconds, 1), notes=list(r.notes))
     try:
         # llama.cpp runs its GGUF's own type; "fp32" is what the runtime accepts for "as shipped" there.
         lm = ref_model if is_reference else load_model(str(r.path), backend=r.backend)
-        row.metrics = task.evaluate(lm, ref_state)
+        row.tasks = evaluate_tasks(lm, refs)
+        row.metrics = dict(row.tasks[0]["metrics"])
         del lm
     except EdgewiseError as e:
-        row.metrics, row.error = {}, str(e).splitlines()[0]
+        row.metrics, row.tasks, row.error = {}, [], str(e).splitlines()[0]
     return row
 
 
@@ -140,15 +144,5 @@ def bench_row(row: VariantRow, device, host_bw: float | None, opts) -> None:
     row.add_bench(bench_once(row, device, host_bw, opts))
 
 
-def gate_row(row: VariantRow, task, ref_metrics: dict, gate: Gate) -> None:
-    """The row's quality drop against the reference, and whether it passes the gate."""
-    m = row.metrics or {}
-    row.kld = m.get("kld")
-    row.same_top_token = m.get("same_top_token")
-    row.primary = m.get(task.primary)
-    row.relative_drop = (relative_drop(task, m[task.primary], ref_metrics[task.primary])
-                         if task.primary in m and task.primary in ref_metrics else None)
-    if row.error:
-        row.passes_gate, row.gate_reason = False, row.error
-    else:
-        row.passes_gate, row.gate_reason = gate.check(row.relative_drop, row.kld)
+__all__ = ["Measured", "measure_methods", "evaluate_variant", "bench_once", "bench_row", "gate_row",
+           "probe_bandwidth", "variant_precision"]

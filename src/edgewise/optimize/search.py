@@ -30,7 +30,9 @@ from edgewise.compress.registry import names_where
 from edgewise.errors import EdgewiseError
 from edgewise.export.hf_folder import hf_folder_for
 from edgewise.models import load
-from edgewise.optimize.measure import Measured, bench_once, bench_row, evaluate_variant, gate_row, probe_bandwidth
+from edgewise.optimize.measure import Measured, bench_once, bench_row, evaluate_variant, probe_bandwidth
+from edgewise.optimize.gate import NOT_SHOWN_SAFE
+from edgewise.optimize.quality import gate_row, references
 from edgewise.report.plots import undominated
 from edgewise.report.row import VariantRow
 from edgewise.runtime import load_model
@@ -91,7 +93,8 @@ class Candidate:
                 "relative_drop": r.get("relative_drop"), "primary": r.get("primary"),
                 "generation_tps": r.get("generation_tps"), "throughput_per_s": r.get("throughput_per_s"),
                 "size_mb": r.get("size_mb"), "peak_rss_mb": r.get("peak_rss_mb"),
-                "passes_gate": r.get("passes_gate"), "fits_device": r.get("fits_device")}
+                "passes_gate": r.get("passes_gate"), "gate_status": r.get("gate_status"),
+                "fits_device": r.get("fits_device")}
 
 
 @dataclass
@@ -158,7 +161,7 @@ def pareto(rows: list[VariantRow], higher_is_better: bool, speed_key: str) -> li
     return [pts[i] for i in undominated([vec(r) for r in pts])]
 
 
-def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | None = None):
+def run_search(opts, ctx, tasks: list, gate, device, progress, space: SearchSpace | None = None):
     """Measure the fp32 reference, then recipes in order until one dominates what is left or time runs out."""
     space = space or SearchSpace.from_options(opts, decoder=True)
     t_start = time.perf_counter()
@@ -175,8 +178,9 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     timings["compress"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     ref_model = load_model(str(ref.path), backend=ref.backend)
-    ref_state = task.reference(ref_model)
-    ref_row = evaluate_variant(ref, task, ref_model, ref_state, is_reference=True)
+    refs = references(tasks, ref_model)
+    item_ids = [r.item_ids for r in refs]
+    ref_row = evaluate_variant(ref, refs, ref_model, is_reference=True)
     timings["evaluate"] += time.perf_counter() - t0
     host_bw = None
     if opts.bench:
@@ -184,8 +188,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
         host_bw = probe_bandwidth(progress)
         bench_row(ref_row, device, host_bw, opts)
         timings["bench"] += time.perf_counter() - t0
-    ref_metrics = ref_row.metrics
-    gate_row(ref_row, task, ref_metrics, gate)
+    gate_row(ref_row, tasks, ref_row, gate)
     ref_row.search["search_status"] = "reference"
     results, rows, skipped = [ref], [ref_row], []
     contexts = {None: ctx}  # one compression context per pruning level, built when first needed
@@ -225,7 +228,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
             cand.seconds["compress"] = time.perf_counter() - t0
             timings["compress"] += cand.seconds["compress"]
             t0 = time.perf_counter()
-            row = evaluate_variant(qr, task, ref_model, ref_state)
+            row = evaluate_variant(qr, refs, ref_model)
             gc.collect()
             cand.seconds["evaluate"] = time.perf_counter() - t0
             timings["evaluate"] += cand.seconds["evaluate"]
@@ -242,7 +245,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
             skipped.append({"name": cand.name, "reason": cand.reason})
             progress.info(f"{cand.name}: {cand.reason}")
             continue
-        gate_row(row, task, ref_metrics, gate)
+        gate_row(row, tasks, ref_row, gate)
         row.search.update(search_status="measured", prune=cand.prune_spec)
         if cand.prune_cfg is not None:
             row.method = f"{cand.prune_cfg.describe()}, then {row.method}"
@@ -256,9 +259,10 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
         cand.reason = "passes the gate" + (" and fits" if row.fits_device else "") if ok else row.gate_reason
         if ok:
             winners.append(cand)
-        progress.info(f"{cand.name}: {'passes' if ok else 'fails'} ({cand.reason}), "
+        verdict = "passes" if ok else ("is not shown safe" if row.gate_status == NOT_SHOWN_SAFE else "fails")
+        progress.info(f"{cand.name}: {verdict} ({cand.reason}), "
                       f"{cand.seconds['total']:.0f} s")
-    del ref_model, ref_state
+    del ref_model, refs
     gc.collect()
     confirm = _confirm_speeds(rows, device, host_bw, opts, progress) if opts.bench else None
     violations = _check_cost_assumption(cands, ref, ref_row, base_cfg) if opts.bench else []
@@ -268,7 +272,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
         stopped = "dominated"  # what was left could not beat a passing recipe, so it was never built
 
     speed_key = "generation_tps" if opts.bench else None
-    front = pareto(rows, task.higher_is_better, speed_key) if speed_key else []
+    front = pareto(rows, tasks[0].higher_is_better, speed_key) if speed_key else []
     front_names = {r.name for r in front}
     for r in rows:
         r.search["on_frontier"] = r.name in front_names
@@ -289,7 +293,7 @@ def run_search(opts, ctx, task, gate, device, progress, space: SearchSpace | Non
     }
     progress.info(f"search: {info['measured']} of {len(cands)} recipes measured, stopped: {stopped}, "
                   f"frontier: {', '.join(info['frontier']) or '-'}")
-    return Measured(results, rows, skipped, timings, host_bw, info)
+    return Measured(results, rows, skipped, timings, host_bw, info, item_ids=item_ids)
 
 
 def _check_cost_assumption(cands: list[Candidate], ref, ref_row: VariantRow, base_cfg: dict) -> list[str]:

@@ -29,9 +29,70 @@ class Column:
 def _gate(v: dict) -> str:
     if v.get("error"):
         return "error"
+    if v.get("gate_status"):
+        return v["gate_status"]  # pass | not shown safe | fail
     if v.get("passes_gate") is None:
         return "–"
     return "pass" if v.get("passes_gate") else "fail"
+
+
+def _entry(v: dict, i: int) -> dict:
+    """The row's entry for task i (optimize writes one per task; `edgewise bench` rows have none)."""
+    t = v.get("tasks") or []
+    return t[i] if i < len(t) else {}
+
+
+def _acc_ci(e: dict) -> str:
+    if e.get("accuracy") is None:
+        return "–"
+    lo, hi = e["accuracy_ci"]
+    return f"{100 * e['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _diff_ci(e: dict) -> str:
+    if e.get("diff") is None:
+        return "–"
+    lo, hi = e["diff_ci"]
+    return f"{100 * e['diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _p(e: dict) -> str:
+    return "–" if e.get("mcnemar_p") is None else f"{e['mcnemar_p']:.2g}"
+
+
+def _per_item_columns(i: int, prefix: str, primary: str) -> list[Column]:
+    """A task scored item by item: accuracy with its interval, the paired drop with its interval, McNemar's p.
+    Titles break over lines (the terminal shows them stacked) so the interval cells set the width."""
+    return [
+        Column(f"{prefix}{primary} %\n[95% CI]", lambda v: _acc_ci(_entry(v, i)),
+               "accuracy in percent with its Wilson 95% interval"),
+        Column(f"{prefix}Δ pts\n[95% CI]", lambda v: _diff_ci(_entry(v, i)),
+               "variant minus full model, item by item, in accuracy points (negative = worse), with the paired "
+               "bootstrap 95% interval; the gate reads its lower end"),
+        Column(f"{prefix}McNemar p", lambda v: _p(_entry(v, i)),
+               "McNemar's exact test on the items the two models disagree on", terminal=False),
+    ]
+
+
+def short_names(tasks: list[dict]) -> list[str]:
+    """What prefixes each task's columns: its kind when no two tasks share one, else its label (kind:file-stem)."""
+    kinds = [t["kind"] for t in tasks]
+    return [k if kinds.count(k) == 1 else t.get("label", k) for k, t in zip(kinds, tasks)]
+
+
+def _extra_task_columns(i: int, t: dict, name: str) -> list[Column]:
+    """Columns of a task after the first (`--task A --task B`)."""
+    prefix = f"{name}\n"
+    if t.get("per_item"):
+        return _per_item_columns(i, prefix, t["primary"])
+    title = t["primary"] if name == t["primary"] else f"{prefix}{t['primary']}"
+    cols = [Column(title, lambda v: _f(_entry(v, i).get("primary"), ".4g")),
+            Column(f"{prefix}Δ", lambda v: _drop(_entry(v, i).get("relative_drop")),
+                   "relative drop (positive = worse)")]
+    if t["kind"] == "perplexity":
+        cols.append(Column(f"{prefix}KLD", lambda v: _f((_entry(v, i).get("metrics") or {}).get("kld"), ".4f"),
+                           "mean KL divergence from the full model", terminal=False))
+    return cols
 
 
 def _fits(v: dict) -> str:
@@ -42,13 +103,21 @@ def _fits(v: dict) -> str:
 def columns(report: dict) -> list[Column]:
     primary = report["task"]["primary"]
     decoder = report["model"]["kind"] == "decoder"
+    tasks = report.get("tasks") or [report["task"]]
+    names = short_names(tasks)
+    prefix = f"{names[0]}\n" if len(tasks) > 1 else ""
     cols = [
         Column("variant", lambda v: v["name"] + (" ★" if v.get("recommended") else "")),
         Column("bpw", lambda v: _f(v.get("bits_per_weight"), ".2f"), "bits per weight, scales included"),
         Column("size MB", lambda v: _f(v.get("size_mb"), ".1f")),
-        Column(primary, lambda v: _f(v.get("primary"), ".4g"), "the task's primary metric"),
-        Column("Δ vs fp32", lambda v: _drop(v.get("relative_drop")), "relative drop (positive = worse)"),
     ]
+    if report["task"].get("per_item"):
+        cols += _per_item_columns(0, prefix, primary)
+    else:
+        cols += [Column(primary if names[0] == primary else f"{prefix}{primary}", lambda v: _f(v.get("primary"), ".4g"),
+                        "the task's primary metric"),
+                 Column(f"{prefix}Δ vs fp32", lambda v: _drop(v.get("relative_drop")),
+                        "relative drop (positive = worse)")]
     if report["task"]["kind"] == "perplexity":
         cols += [Column("KLD", lambda v: _f(v.get("kld"), ".4f"), "mean KL divergence from the full model"),
                  Column("same top", lambda v: _pct(v.get("same_top_token")), "same top token as the full model")]
@@ -59,6 +128,8 @@ def columns(report: dict) -> list[Column]:
                  Column("cos to fp32", lambda v: _f((v.get("metrics") or {}).get("cosine_to_full"), ".4f"))]
     elif report["task"]["kind"] == "classify":
         cols += [Column("macro-F1", lambda v: _f((v.get("metrics") or {}).get("macro_f1"), ".3f"))]
+    for i, t in enumerate(tasks[1:], 1):
+        cols += _extra_task_columns(i, t, names[i])
     if decoder:
         cols += [
             Column("gen tok/s", lambda v: _f(v.get("generation_tps"), ".1f")),
@@ -81,7 +152,8 @@ def columns(report: dict) -> list[Column]:
     cols += [
         Column("load s", lambda v: _f(v.get("load_s"), ".1f"), terminal=False),
         Column("peak RSS MB", lambda v: _f(v.get("peak_rss_mb"), ".0f")),
-        Column("gate", _gate),
+        Column("gate", _gate, "pass; not shown safe (accuracy tasks: the measured drop is within --max-drop but its "
+                              "95% interval reaches past it); fail"),
         Column("fits", _fits),
     ]
     return cols

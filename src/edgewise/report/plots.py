@@ -24,12 +24,19 @@ def pareto_front(points: list[tuple[float, float, str]], x_lower_better: bool, y
 
 
 def gate_limit(report: dict, ref_primary: float | None) -> float | None:
-    """The worst primary-metric value the gate accepts, or None when the gate has no relative drop."""
+    """The worst primary-metric value the gate accepts (its point estimate; an accuracy task also needs the interval
+    inside it), or None when the gate has no drop bound."""
     max_drop = report["gate"].get("max_drop")
     if ref_primary is None or max_drop is None:
         return None
-    d = max_drop * abs(ref_primary)
+    # Accuracy tasks: --max-drop is in absolute points; other tasks: a fraction of the full model's value.
+    d = max_drop if report["task"].get("per_item") else max_drop * abs(ref_primary)
     return ref_primary - d if report["task"]["higher_is_better"] else ref_primary + d
+
+
+def gate_label(report: dict) -> str:
+    drop = report["gate"]["max_drop"]
+    return f"gate ({100 * drop:.1f}-point drop)" if report["task"].get("per_item") else f"gate ({drop:.0%} drop)"
 
 
 def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report: dict, path: Path,
@@ -52,7 +59,8 @@ def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report
                 label="Pareto frontier")
     placed: list[tuple[float, float]] = []
     for x, y, name, r in pts:
-        color = "#2b8a3e" if r.get("passes_gate") else "#c92a2a"
+        color = ("#2b8a3e" if r.get("passes_gate") else
+                 "#e67700" if r.get("gate_status") == "not shown safe" else "#c92a2a")
         marker = "*" if r.get("recommended") else "o"
         ax.scatter([x], [y], s=170 if marker == "*" else 46, color=color, marker=marker, zorder=3,
                    edgecolors="white", linewidths=0.8)
@@ -64,10 +72,9 @@ def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report
     lo, hi = min(ys), max(ys)
     span = max(hi - lo, 0.05 * max(abs(hi), 1e-9))
     ref = next((r for r in rows if r["name"] == report["reference"]), None)
-    gate = report["gate"]
     limit = gate_limit(report, ref.get("primary")) if ref else None
     if limit is not None:
-        label = f"gate ({gate['max_drop']:.0%} drop)"
+        label = gate_label(report)
         if lo - span <= limit <= hi + span:  # draw it only where it does not squash the points
             ax.axhline(limit, color="#c92a2a", ls="--", lw=0.9, label=label)
         else:
@@ -121,7 +128,7 @@ def search_plot(report: dict, out: Path) -> Path | None:
             and not r.get("error")]
     if not rows:
         return None
-    task, gate = report["task"], report["gate"]
+    task = report["task"]
     fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=110)
     smax = max(r["size_mb"] for r in rows)
     for r in rows:
@@ -139,7 +146,7 @@ def search_plot(report: dict, out: Path) -> Path | None:
     ref = next((r for r in rows if r["name"] == report["reference"]), None)
     limit = gate_limit(report, ref["primary"]) if ref else None
     if limit is not None:
-        ax.axhline(limit, color="#c92a2a", ls="--", lw=0.9, label=f"gate ({gate['max_drop']:.0%} drop)")
+        ax.axhline(limit, color="#c92a2a", ls="--", lw=0.9, label=gate_label(report))
     ax.scatter([], [], s=60, color="white", edgecolors="black", linewidths=1.6, label="on the frontier "
                "(quality × tokens/s × size)")
     ax.scatter([], [], s=90, marker="*", color="#2b8a3e", edgecolors="black", label="chosen")

@@ -35,12 +35,15 @@ class VariantRow:
     same_top_token: float | None = None
     passes_gate: bool | None = None
     gate_reason: str | None = None
+    gate_status: str | None = None  # pass | not shown safe | fail | error (optimize/gate.py)
     fits_device: bool | None = None  # peak RSS within the device's usable RAM; None when not benchmarked
     recommended: bool | None = None  # optimize only
     error: str | None = None  # evaluation failed
     bench_error: str | None = None  # the benchmark failed
     bench: dict[str, Any] = field(default_factory=dict)  # the child process's measurements (schema: benchmark fields)
     search: dict[str, Any] = field(default_factory=dict)  # search_status, prune, search_seconds, on_frontier, ...
+    # One entry per task of the run (optimize): metrics, gate verdict and, on per-item tasks, outcomes and paired stats.
+    tasks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def generation_tps(self) -> float | None:
@@ -71,12 +74,14 @@ class VariantRow:
         out: dict[str, Any] = {}
         for key in ("name", "method", "config", "backend", "precision", "bits_per_weight", "size_mb", "params",
                     "quantize_s", "path", "notes", "metrics", "primary", "relative_drop", "kld", "same_top_token",
-                    "passes_gate", "gate_reason", "fits_device", "recommended", "error", "bench_error"):
+                    "passes_gate", "gate_reason", "gate_status", "fits_device", "recommended", "error", "bench_error"):
             value = getattr(self, key)
             if value is not None or key in ALWAYS:
                 out[key] = list(value) if key == "notes" else value
         out.update(self.bench)
         out.update(self.search)
+        if self.tasks:
+            out["tasks"] = [dict(t) for t in self.tasks]
         return out
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,30 +27,12 @@ import numpy as np
 
 from edgewise.data.readers import jsonl_objects
 from edgewise.errors import EdgewiseError
+from edgewise.evaluate.answers import match_quality
 from edgewise.route.confidence import DEFAULT_METHOD, check_method, sequence_confidence
 
 # matplotlib is imported inside plot(): it costs about a second, and the Agg backend must be chosen before pyplot
 # is imported.
 MATCHES = ("exact", "contains")
-
-
-def normalize(s: str) -> str:
-    """SQuAD-style answer normalisation: lower case, no punctuation, no articles, single spaces."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in string.punctuation)
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def match_quality(answer: str, reference: str | list[str], match: str) -> float:
-    refs = [reference] if isinstance(reference, str) else list(reference)
-    a = normalize(answer)
-    for r in map(normalize, refs):
-        if match == "exact" and a == r:
-            return 1.0
-        if match == "contains" and r and re.search(rf"(?<!\w){re.escape(r)}(?!\w)", a):
-            return 1.0
-    return 0.0
 
 
 @dataclass

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from edgewise.errors import EdgewiseError
+from edgewise.evaluate.task_files import load_task
 from edgewise.progress import Progress
 from edgewise.route import calibrate as cal
 from edgewise.route.answers import AnswerCache, Answerer, CloudAnswerer, EdgeAnswerer
 from edgewise.route.confidence import EMBEDDERS, LogisticScorer
 from edgewise.route.evaluation import LEARNED_SIGNALS, EvalRow, answer_items, evaluate, routing_data
-from edgewise.route.tasks import load_task
 
 # --- outputs ---------------------------------------------------------------------------------
 

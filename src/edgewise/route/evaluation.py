@@ -2,7 +2,7 @@
 routers held out (the command and what it writes: edgewise.route.eval_command).
 
 1. Both models answer every item greedily (answers cached on disk, edgewise.route.answers); each answer is
-   scored by its task's rule (edgewise.route.tasks).
+   scored by its task's rule (edgewise.evaluate.answers).
 2. The items are split in two halves by a hash of their id, so the split is the same on every run and
    balanced within each family. Routers are fitted and their thresholds chosen on the calibration half only.
 3. Signals (higher = the edge is more likely right; the router escalates the lowest):
@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgewise.errors import EdgewiseError
+from edgewise.evaluate.answers import TaskItem, score
 from edgewise.progress import Progress
 from edgewise.route import calibrate as cal
 from edgewise.route.answers import AnswerCache, Answerer
 from edgewise.route.confidence import (EmbedFn, LogisticScorer, logprob_features,
                                        sequence_confidence)
-from edgewise.route.tasks import TaskItem, score
 
 LOGPROB_SIGNALS = ("p10", "mean", "min")
 LEARNED_SIGNALS = ("prompt", "combined")

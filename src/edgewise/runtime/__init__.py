@@ -7,8 +7,11 @@ from pathlib import Path
 from edgewise.errors import EdgewiseError
 from edgewise.models import ModelSource
 from edgewise.models import load as load_source
-from edgewise.runtime.api import embed, generate, generate_step, prompt_ids, stream_generate
-from edgewise.runtime.backend import BACKENDS, PRECISIONS, LoadedModel, Tokenizer
+from edgewise.runtime.api import embed, forward_logits, generate, generate_step, prompt_ids, stream_generate
+from edgewise.runtime.backend import BACKENDS, PRECISIONS, LoadedModel
+from edgewise.runtime.sampling import make_logits_processors, make_sampler
+from edgewise.runtime.session import TrackedSession
+from edgewise.runtime.tokenizer import Tokenizer
 from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
 
 # Built-in backends register themselves on import; optional engines import their library lazily.
@@ -44,5 +47,6 @@ def load_model(ref: str | Path | ModelSource, backend: str = DEFAULT_BACKEND, pr
     return BACKENDS.get(backend)(source, precision, threads)
 
 
-__all__ = ["load_model", "generate", "stream_generate", "generate_step", "embed", "prompt_ids",
-           "GenerationConfig", "GenerationResponse", "GenerationResult", "LoadedModel", "Tokenizer", "BACKENDS"]
+__all__ = ["load_model", "generate", "stream_generate", "generate_step", "forward_logits", "embed", "prompt_ids",
+           "make_sampler", "make_logits_processors", "GenerationConfig", "GenerationResponse", "GenerationResult",
+           "LoadedModel", "TrackedSession", "Tokenizer", "BACKENDS"]

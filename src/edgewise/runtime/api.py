@@ -1,7 +1,8 @@
 """The one generation API, in layers: generate_step -> stream_generate -> generate; plus embed.
 
 The CLI, the server, the router and the benchmarks all call these, so timing, stop handling and
-detokenisation behave identically everywhere.
+detokenisation behave identically everywhere. Each takes an optional `session=` (from `model.session()`): the
+caller's own KV cache, which keeps what it holds between calls. Without one they run on the model's own session.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from edgewise.errors import EdgewiseError, PromptTooLongError
 from edgewise.runtime.backend import LoadedModel
 from edgewise.runtime.detokenize import StreamingDetokenizer
-from edgewise.runtime.sampling import log_softmax, sample
+from edgewise.runtime.sampling import LogitsProcessor, Sampler, log_softmax, samplers_for
+from edgewise.runtime.session import TrackedSession
 from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
 
 Prompt = str | Sequence[dict] | Sequence[int]
@@ -83,25 +85,45 @@ def check_fits(model: LoadedModel, n_prompt: int, max_tokens: int) -> None:
         raise PromptTooLongError(n_prompt + max_tokens, model.context_length)
 
 
-def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig,
-                  reuse_cache: bool = False) -> Iterator[tuple[int, float]]:
+def session_for(model: LoadedModel, session: TrackedSession | None) -> TrackedSession:
+    """The session a call runs on: the caller's, checked to be this model's, or the model's own."""
+    dec = text_model(model, "decoder").decoder
+    if session is None:
+        return dec
+    if not isinstance(session, TrackedSession) or session.owner is not model:
+        raise EdgewiseError(f"this session was not made by {model.name}: make one with model.session()")
+    return session
+
+
+def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig, reuse_cache: bool = False, *,
+                  session: TrackedSession | None = None, sampler: Sampler | None = None,
+                  logits_processors: list[LogitsProcessor] | None = None) -> Iterator[tuple[int, float]]:
     """Yield (token, logprob) forever from a prompt; the caller decides when to stop.
 
-    The next forward pass runs only when the caller asks for another token, so stopping costs nothing. With
-    reuse_cache the session keeps the prompt's common prefix with what its cache holds (the server's follow-up
-    turns); without it every prompt is run from an empty cache, as the benchmarks need.
+    The next forward pass runs only when the caller asks for another token, so stopping costs nothing. A `session`
+    keeps the prompt's common prefix with what its cache holds (a conversation's follow-up turns); so does the
+    model's own session with reuse_cache; otherwise every prompt runs from an empty cache, as the benchmarks need.
+    `sampler` and `logits_processors` default to the ones `cfg` describes (runtime.sampling); the logprob is the
+    token's under the unmodified model distribution. The caller holds the session's lock (stream_generate does).
     """
-    dec = text_model(model, "decoder").decoder
+    dec = session_for(model, session)
+    default_sampler, default_procs = samplers_for(cfg)
+    sampler = sampler or default_sampler
+    procs = default_procs if logits_processors is None else logits_processors
     need = len(ids) + cfg.max_tokens
-    if reuse_cache:
+    if reuse_cache or session is not None:
         logits = dec.sync(ids, min(model.context_length, -(-need // REUSE_ROOM) * REUSE_ROOM))
     else:
         dec.start(need)
         logits = dec.append(ids)
-    rng = np.random.default_rng(cfg.seed)
+    tokens = list(ids)  # what the processors see: the prompt and every token chosen so far
     while True:
-        tok, lp = sample(logits, cfg, rng)
-        yield tok, lp
+        picked = logits
+        for process in procs:
+            picked = process(tokens, picked)
+        tok = int(sampler(picked))
+        yield tok, float(log_softmax(logits)[tok])
+        tokens.append(tok)
         logits = dec.append([tok])
 
 
@@ -117,23 +139,35 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 
 
 def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None,
-                    chat: bool = True, reuse_cache: bool = False) -> Iterator[GenerationResponse]:
-    """Stream GenerationResponse objects, one per token (the text delta may be empty while held back)."""
+                    chat: bool = True, reuse_cache: bool = False, *, session: TrackedSession | None = None,
+                    sampler: Sampler | None = None,
+                    logits_processors: list[LogitsProcessor] | None = None) -> Iterator[GenerationResponse]:
+    """Stream GenerationResponse objects, one per token (the text delta may be empty while held back).
+
+    Holds the session's lock (the model's lock without a session) while it runs: two sessions of one model stream at
+    the same time, in parallel or taking turns per forward pass (`model.parallel_sessions`)."""
     cfg = cfg or GenerationConfig()
     ids = prompt_ids(model, prompt, chat=chat)
     check_fits(model, len(ids), cfg.max_tokens)
+    dec = session_for(model, session)
+    if cfg.logit_bias and cfg.logit_bias[-1][0] >= model.tokenizer.vocab_size:
+        raise EdgewiseError(f"logit_bias names token {cfg.logit_bias[-1][0]}, outside {model.name}'s vocabulary of "
+                            f"{model.tokenizer.vocab_size}")
+    keeps = reuse_cache or session is not None
     tok = model.tokenizer
     longest_stop = max(map(len, cfg.stop), default=0)
-    with model.lock:
+    with dec.lock:
         t0 = time.perf_counter()
         detok = StreamingDetokenizer(tok)
         text, emitted = "", 0  # text decoded so far; how much of it the caller has
         t_first = prompt_tps = 0.0
         cached = 0
-        for n, (tid, lp) in enumerate(generate_step(model, ids, cfg, reuse_cache), start=1):
+        steps = generate_step(model, ids, cfg, reuse_cache, session=session, sampler=sampler,
+                              logits_processors=logits_processors)
+        for n, (tid, lp) in enumerate(steps, start=1):
             now = time.perf_counter()
             if n == 1:
-                t_first, cached = now, model.decoder.reused if reuse_cache else 0
+                t_first, cached = now, dec.reused if keeps else 0
                 prompt_tps = (len(ids) - cached) / max(now - t0, 1e-9)
             finish = None
             if tid in tok.eos_ids and not cfg.ignore_eos:
@@ -165,11 +199,14 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
 
 def generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None, chat: bool = True, *,
              on_step: Callable[[GenerationResponse], None] | None = None, cancel: threading.Event | None = None,
-             reuse_cache: bool = False) -> GenerationResult:
+             reuse_cache: bool = False, session: TrackedSession | None = None, sampler: Sampler | None = None,
+             logits_processors: list[LogitsProcessor] | None = None) -> GenerationResult:
     """The whole generation as one result. on_step sees every streamed response (a server forwards its deltas);
-    once `cancel` is set the generation stops before its next token and finishes as "cancelled"."""
+    once `cancel` is set the generation stops before its next token and finishes as "cancelled". `session`,
+    `sampler` and `logits_processors` are stream_generate's."""
     parts, ids, lps, last, seen, finish = [], [], [], None, None, None
-    steps = stream_generate(model, prompt, cfg, chat=chat, reuse_cache=reuse_cache)
+    steps = stream_generate(model, prompt, cfg, chat=chat, reuse_cache=reuse_cache, session=session, sampler=sampler,
+                            logits_processors=logits_processors)
     try:
         for r in steps:
             seen = r
@@ -183,7 +220,7 @@ def generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = 
             if on_step is not None:
                 on_step(r)
     finally:
-        steps.close()  # releases the model lock at once when we stop early
+        steps.close()  # releases the session's lock at once when we stop early
     stats = last or seen
     return GenerationResult(
         text="".join(parts), token_ids=ids, logprobs=lps, prompt_tokens=stats.prompt_tokens,
@@ -218,26 +255,25 @@ def embed(model: LoadedModel, texts: Sequence[str], normalize: bool = True, batc
     return emb
 
 
-def forward_logits(model: LoadedModel, ids: Sequence[int]) -> np.ndarray:
-    """Logits (T, V) float32 at every position of `ids`, from an empty cache, holding the model.
+def forward_logits(model: LoadedModel, ids: Sequence[int], *, session: TrackedSession | None = None) -> np.ndarray:
+    """Logits (T, V) float32 at every position of `ids`, from an empty cache, holding the session (the model's own
+    without `session=`; a caller's session lets scorers run beside other sessions, and loses what it held).
 
     One pass where the backend has a `score`; otherwise token by token through the KV cache. Scoring
     (token_logprobs, the server's echo) and evaluation (perplexity, next word) all read this one function.
     """
     ids = [int(t) for t in ids]
-    dec = text_model(model, "decoder").decoder
+    dec = session_for(model, session)
     check_fits(model, len(ids), 0)
-    with model.lock:
-        if hasattr(dec, "score"):
-            return np.asarray(dec.score(ids), np.float32)
-        dec.start(len(ids) + 1)
-        return np.stack([dec.append([t]) for t in ids]).astype(np.float32)
+    with dec.lock:
+        return dec.score(ids)
 
 
-def token_logprobs(model: LoadedModel, ids: Sequence[int], top: int = 0) -> tuple[list[float | None], list[dict]]:
+def token_logprobs(model: LoadedModel, ids: Sequence[int], top: int = 0, *,
+                   session: TrackedSession | None = None) -> tuple[list[float | None], list[dict]]:
     """Log-probability of each token given its prefix (None for the first), plus the `top` alternatives."""
     ids = [int(t) for t in ids]
-    logits = forward_logits(model, ids)
+    logits = forward_logits(model, ids, session=session)
     lps: list[float | None] = [None]
     tops: list[dict] = [{}]
     for pos in range(1, len(ids)):

@@ -5,6 +5,10 @@ stateful KV-cached forward pass, which LoadedModel wraps in a TrackedSession (se
 token ids in the cache. All sampling, detokenisation, stop handling and timing live above it in `api.py`,
 once, so every engine behaves the same.
 
+A model holds weights; a conversation's KV cache is a session the caller owns: `model.session()` makes one (the
+engine's `fork()`: an empty cache over the same weights), and the generation API takes it as `session=`.
+`model.decoder` is the model's own session, behind `model.lock`, for calls that pass none.
+
 Optional capabilities are methods a loaded model may have, found with `capability(model, name)`:
     bits_per_weight() -> float | None           stored bits per weight of the engine files
     weight_bytes_per_token() -> int | None      weight bytes one decode step reads (the bandwidth figure)
@@ -13,28 +17,22 @@ A backend adds them on its own LoadedModel subclass; a consumer never branches o
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
-from tokenizers import Tokenizer as FastTokenizer
 
 from edgewise.errors import EdgewiseError
-from edgewise.formats import gguf_bits_per_weight, gguf_decode_weight_bytes
 from edgewise.models.source import ModelSource
 from edgewise.registry import Registry
 from edgewise.runtime.session import TrackedSession
+from edgewise.runtime.tokenizer import Tokenizer
 
 # "gguf": a GGUF computed with its own quantized blocks (export.gguf_transcode); "auto": the backend's natural choice
 # for the source (a GGUF runs as shipped: transcoded on ort, native on llamacpp; anything else fp32).
 PRECISIONS = ("fp32", "int8", "int4", "gguf", "auto")
-# transformers (seconds) and jinja2 (a twentieth of a second) are imported inside the Tokenizer methods that need
-# them: a folder with tokenizer.json needs no transformers, a model without a chat template no jinja2, and
-# edgewise.compress imports this module to parse options before any model is loaded.
 
 
 class DecoderSession(Protocol):
@@ -52,132 +50,16 @@ class DecoderSession(Protocol):
     def n_tokens(self) -> int:
         """Tokens currently in the KV cache."""
 
+    def fork(self) -> "DecoderSession":
+        """Another session over the same weights with an empty KV cache of its own (optional: without it a
+        model has only its own session). `parallel` (class attribute) says whether two of them may compute at
+        the same time; False means their forward passes take turns on one engine lock."""
+
 
 class EncoderSession(Protocol):
     def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray,
                       token_type_ids: np.ndarray) -> np.ndarray:
         """Last hidden states (N, T, D) for a padded batch."""
-
-
-class Tokenizer:
-    """The one tokenizer interface every backend shares.
-
-    Built either around a transformers tokenizer (`Tokenizer(hf)`), or straight from a folder's
-    tokenizer.json with the `tokenizers` library and jinja2 (`Tokenizer.from_folder`). The second path
-    never imports transformers, and so never torch: an ORT-only edge process stays ~250 MB smaller.
-    `.hf` stays available on both (loaded lazily) for callers that need the full transformers API.
-    """
-
-    def __init__(self, hf_tokenizer=None, *, folder: Path | None = None, fast=None, config: dict | None = None,
-                 chat_template: str | None = None):
-        self._hf = hf_tokenizer
-        self._folder = folder
-        self._fast = fast  # tokenizers.Tokenizer
-        self._config = config or {}
-        if hf_tokenizer is not None:
-            self.chat_template = getattr(hf_tokenizer, "chat_template", None)
-            eos = getattr(hf_tokenizer, "eos_token_id", None)
-            self.model_max_length = int(getattr(hf_tokenizer, "model_max_length", 0) or 0)
-        else:
-            self.chat_template = chat_template
-            eos = self._special_id(self._config.get("eos_token"))
-            self.model_max_length = int(self._config.get("model_max_length", 0) or 0)
-        self.eos_ids: set[int] = {eos} if isinstance(eos, int) else set()
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> "Tokenizer":
-        folder = Path(folder)
-        if not (folder / "tokenizer.json").is_file():
-            from transformers import AutoTokenizer
-
-            return cls(AutoTokenizer.from_pretrained(folder))
-        cfg_path = folder / "tokenizer_config.json"
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-        template = cfg.get("chat_template")
-        if (folder / "chat_template.jinja").is_file():
-            template = (folder / "chat_template.jinja").read_text()
-        return cls(folder=folder, fast=FastTokenizer.from_file(str(folder / "tokenizer.json")), config=cfg,
-                   chat_template=template)
-
-    @property
-    def hf(self):
-        if self._hf is None:
-            from transformers import AutoTokenizer
-
-            self._hf = AutoTokenizer.from_pretrained(self._folder)
-        return self._hf
-
-    def _special_id(self, token) -> int | None:
-        if isinstance(token, dict):
-            token = token.get("content")
-        return self._fast.token_to_id(token) if isinstance(token, str) else None
-
-    def _special_str(self, name: str) -> str:
-        tok = self._config.get(name)
-        return (tok.get("content") if isinstance(tok, dict) else tok) or ""
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        if self._fast is not None:
-            return self._fast.encode(text, add_special_tokens=add_special_tokens).ids
-        return list(self.hf.encode(text, add_special_tokens=add_special_tokens))
-
-    @property
-    def vocab_size(self) -> int:
-        """Token ids this tokenizer knows, added tokens included: a prompt id at or past it is not a token."""
-        if self._fast is not None:
-            return int(self._fast.get_vocab_size(with_added_tokens=True))
-        return len(self.hf)
-
-    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
-        if self._fast is not None:
-            return self._fast.decode(list(ids), skip_special_tokens=skip_special_tokens)
-        return self.hf.decode(ids, skip_special_tokens=skip_special_tokens)
-
-    @property
-    def has_chat_template(self) -> bool:
-        return bool(self.chat_template)
-
-    def chat_ids(self, messages: list[dict]) -> list[int]:
-        from jinja2 import TemplateError
-
-        try:
-            return self.encode(self._render_chat(messages))
-        except (TemplateError, ValueError) as e:  # the template's raise_exception, or a render failure
-            raise EdgewiseError(f"the chat template refused these messages: {e}") from None
-
-    def _render_chat(self, messages: list[dict]) -> str:
-        if self._fast is None:
-            return self.hf.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        # Render as transformers does: a sandboxed jinja2 environment with trim_blocks/lstrip_blocks.
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        if not hasattr(self, "_template"):
-            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-
-            def raise_exception(message):
-                raise ValueError(message)
-
-            env.globals["raise_exception"] = raise_exception
-            self._template = env.from_string(self.chat_template)
-        return self._template.render(messages=messages, add_generation_prompt=True,
-                                     bos_token=self._special_str("bos_token"),
-                                     eos_token=self._special_str("eos_token"))
-
-    def token_str(self, tid: int) -> str:
-        return self.decode([tid], skip_special_tokens=False)
-
-    def batch(self, texts: list[str], max_length: int) -> dict:
-        """Padded, truncated numpy batch for an encoder: input_ids, attention_mask, token_type_ids."""
-        if self._fast is None:
-            enc = self.hf(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="np")
-            return {k: np.asarray(v) for k, v in enc.items()}
-        fast = self._fast
-        fast.enable_truncation(max_length)
-        pad_id = self._special_id(self._config.get("pad_token")) or 0
-        fast.enable_padding(pad_id=pad_id, pad_token=self._special_str("pad_token") or "[PAD]")
-        encs = fast.encode_batch(list(texts), add_special_tokens=True)
-        return {"input_ids": np.array([e.ids for e in encs]), "attention_mask": np.array([e.attention_mask for e in encs]),
-                "token_type_ids": np.array([e.type_ids for e in encs])}
 
 
 class ModelFiles:
@@ -202,30 +84,39 @@ class LoadedModel(ModelFiles):
     encoder: EncoderSession | None = None
     files: list[str] = field(default_factory=list)  # engine files actually loaded (for size reports)
     load_seconds: float = 0.0
-    # A session holds one KV cache: one generation at a time per loaded model.
+    # Guards the model's own session (`decoder`) and the encoder; a session from session() has a lock of its own.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
         if self.decoder is not None and not isinstance(self.decoder, TrackedSession):
-            self.decoder = TrackedSession(self.decoder)
+            self.decoder = TrackedSession(self.decoder, lock=self.lock, owner=self)
 
     @property
     def is_decoder(self) -> bool:
         return self.decoder is not None
 
-    # The generic path for an engine that runs one GGUF file as it is (llamacpp): the file says what it stores.
-    # Backends whose files say more (ort) or whose weights differ from the file (torch) override these.
-    def _gguf(self) -> Path | None:
-        files = [Path(f) for f in self.files]
-        return files[0] if len(files) == 1 and files[0].suffix.lower() == ".gguf" else None
+    @property
+    def parallel_sessions(self) -> bool:
+        """Whether two sessions of this model compute at the same time (else their forward passes take turns)."""
+        return self.decoder is not None and bool(getattr(self.decoder.engine, "parallel", False))
 
-    def bits_per_weight(self) -> float | None:
-        gguf = self._gguf()
-        return gguf_bits_per_weight(gguf) if gguf is not None else None
+    def session(self) -> TrackedSession:
+        """A new caller-owned session: an empty KV cache over this model's weights, for one conversation.
 
-    def weight_bytes_per_token(self) -> int | None:
-        gguf = self._gguf()
-        return gguf_decode_weight_bytes(gguf) if gguf is not None and self.decoder is not None else None
+        Pass it as `session=` to generate_step / stream_generate / generate / forward_logits; it keeps the tokens
+        it holds, so the next call with a prompt that extends them computes only the new tokens.
+        """
+        if self.decoder is None:
+            raise EdgewiseError(f"{self.name} is an encoder: it has no KV cache to hold a session; load a causal LM")
+        fork = getattr(self.decoder.engine, "fork", None)
+        if fork is None:
+            raise EdgewiseError(f"the {self.backend} backend holds one session per model: call without session=")
+        return TrackedSession(fork(), owner=self)
+
+
+# What a capability raises when the files it reads cannot say: gone or unreadable (OSError), or a header without
+# the key it looks for (KeyError). Anything else, our own EdgewiseError included, is a bug to see, not a None.
+CAPABILITY_MISSING = (OSError, KeyError)
 
 
 def capability(model, name: str, default=None):
@@ -236,7 +127,7 @@ def capability(model, name: str, default=None):
         return default
     try:
         value = fn()
-    except (OSError, KeyError, ValueError, StopIteration):
+    except CAPABILITY_MISSING:
         return default
     return default if value is None else value
 
@@ -244,3 +135,6 @@ def capability(model, name: str, default=None):
 # A backend factory: (source, precision, threads) -> LoadedModel.
 BackendFactory = Callable[[ModelSource, str, "int | None"], LoadedModel]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
+
+__all__ = ["BACKENDS", "PRECISIONS", "CAPABILITY_MISSING", "DecoderSession", "EncoderSession", "LoadedModel",
+           "ModelFiles", "Tokenizer", "capability"]

@@ -12,7 +12,9 @@ stays a generic LiteRTModel graph.
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +25,8 @@ from edgewise.errors import (CorruptModelError, EdgewiseError, ModelNotFoundErro
                              UnsupportedModelError)
 from edgewise.models.source import ModelSource
 from edgewise.export.litert_lm import META, n_params
-from edgewise.runtime.backend import LoadedModel, Tokenizer
+from edgewise.runtime.backend import LoadedModel
+from edgewise.runtime.tokenizer import Tokenizer
 from edgewise.runtime.litert_interpreter import open_interpreter
 
 FORMAT = "edgewise-litert-lm"
@@ -88,6 +91,9 @@ def check_precision(meta: LMMeta, precision: str, where: Path) -> None:
 class LiteRTDecoder:
     """DecoderSession over the exported graph: fixed-length signatures, a cache of our own."""
 
+    # One interpreter holds one set of tensors: sessions keep their own KV arrays and take turns on it, call by call.
+    parallel = False
+
     def __init__(self, interpreter, meta: LMMeta):
         self.context_length = meta.max_len
         self.vocab_size = meta.vocab_size
@@ -97,6 +103,12 @@ class LiteRTDecoder:
         self.k = np.zeros(shape, np.float32)
         self.v = np.zeros(shape, np.float32)
         self._n = 0
+        self._turn = threading.Lock()  # shared by every fork: the interpreter runs one call at a time
+
+    def fork(self) -> "LiteRTDecoder":
+        twin = copy.copy(self)  # the same interpreter, runners and turn lock
+        twin.k, twin.v, twin._n = np.zeros_like(self.k), np.zeros_like(self.v), 0
+        return twin
 
     def start(self, max_length: int) -> None:
         if max_length > self.context_length:
@@ -125,13 +137,14 @@ class LiteRTDecoder:
             take = min(n, T)
             tokens = np.zeros((1, T), np.int32)
             tokens[0, :take] = arr[i:i + take]
-            out = self.runners[T](tokens=tokens, input_pos=np.arange(pos, pos + T, dtype=np.int32),
-                                  k_cache=self.k, v_cache=self.v)
-            self.k[:, pos:pos + take] = out["k_new"][:, :take]
-            self.v[:, pos:pos + take] = out["v_new"][:, :take]
+            with self._turn:  # read the outputs before another session's call can overwrite them
+                out = self.runners[T](tokens=tokens, input_pos=np.arange(pos, pos + T, dtype=np.int32),
+                                      k_cache=self.k, v_cache=self.v)
+                self.k[:, pos:pos + take] = out["k_new"][:, :take]
+                self.v[:, pos:pos + take] = out["v_new"][:, :take]
+                rows.append(np.array(out["logits"][0, :take] if every else out["logits"][0, take - 1:take]))
             self._n += take
             i += take
-            rows.append(out["logits"][0, :take] if every else out["logits"][0, take - 1:take])
         return np.concatenate(rows) if every else rows[-1]
 
     def append(self, ids: list[int]) -> np.ndarray:

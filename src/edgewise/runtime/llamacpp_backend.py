@@ -27,10 +27,12 @@ from edgewise.errors import (
     PromptTooLongError,
     UnsupportedModelError,
 )
+from edgewise.formats import gguf_bits_per_weight, gguf_decode_weight_bytes
 from edgewise.home import content_hash, edgewise_home
 from edgewise.models.checks import check_gguf
 from edgewise.models.source import CAUSAL_LM, TFLITE, ModelSource
-from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+from edgewise.runtime.backend import BACKENDS, LoadedModel
+from edgewise.runtime.tokenizer import Tokenizer
 
 # llama_cpp and transformers are imported inside the functions that use them: llama-cpp-python is an optional
 # extra (the runtime loads without it, and says how to install it), and transformers costs seconds.
@@ -54,8 +56,9 @@ N_BATCH = 512
 #     with libgomp's default (300,000 spins, ~3 ms).
 #   - busy machine (other processes on both cores): a long spin starves the thread being waited for; libgomp's
 #     default fell to 6-9 tok/s (0.2-0.4 in an earlier test run) where PASSIVE kept 22-43.
-# So spin briefly, then sleep. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. Caveat: when torch was
-# imported first, ggml binds to torch's libgomp (same soname), which read these variables at torch's import.
+# So spin briefly, then sleep. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. When torch was imported first,
+# ggml binds to torch's libgomp (same soname), which read these variables at torch's import: so edgewise/__init__
+# sets the same policy before anything can import torch, and this import only covers a process that set none.
 SPIN_COUNT = "300"
 _POLICY_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
@@ -126,11 +129,23 @@ def load_tokenizer(gguf: Path) -> Tokenizer:
 class LlamaCppSession:
     """DecoderSession over one llama.cpp context (sequence 0)."""
 
-    def __init__(self, llm, llama_cpp):
+    # Each session is a llama.cpp context of its own (its own KV cache and thread pool), so they decode at once.
+    parallel = True
+
+    def __init__(self, llm, llama_cpp, reopen=None):
         self.llm = llm
         self._lib = llama_cpp
+        self._reopen = reopen  # () -> a new Llama over the same file and settings
         self.context_length: int = llm.n_ctx()
         self.n_vocab: int = llm.n_vocab()
+
+    def fork(self) -> "LlamaCppSession":
+        """A new context over the same GGUF. The file is memory-mapped, so the weights' pages are shared; the KV
+        cache (n_ctx positions, allocated up front) is the session's own."""
+        if self._reopen is None:
+            raise EdgewiseError("this llama.cpp session was opened without a way to open another: load the model "
+                                "with edgewise.runtime.load_model")
+        return LlamaCppSession(self._reopen(), self._lib, self._reopen)
 
     def start(self, max_length: int) -> None:
         if max_length > self.context_length:
@@ -202,6 +217,22 @@ def _open(llama_cpp, path: Path, n_ctx: int, n_threads: int):
                                     "build lacks?): use --backend torch or ort") from None
 
 
+class LlamaCppModel(LoadedModel):
+    """A GGUF run as shipped by llama.cpp: the file itself says what it stores and what a decode step reads."""
+
+    def _gguf(self) -> Path | None:
+        files = [Path(f) for f in self.files]
+        return files[0] if len(files) == 1 and files[0].suffix.lower() == ".gguf" else None
+
+    def bits_per_weight(self) -> float | None:
+        gguf = self._gguf()
+        return gguf_bits_per_weight(gguf) if gguf is not None else None
+
+    def weight_bytes_per_token(self) -> int | None:
+        gguf = self._gguf()
+        return gguf_decode_weight_bytes(gguf) if gguf is not None and self.decoder is not None else None
+
+
 @BACKENDS.register("llamacpp")
 def load_llamacpp(source: ModelSource, precision: str, threads: int | None) -> LoadedModel:
     if source.task != CAUSAL_LM:
@@ -224,13 +255,14 @@ def load_llamacpp(source: ModelSource, precision: str, threads: int | None) -> L
     n_train = int(llama_cpp.llama_model_n_ctx_train(llm.model))
     if 0 < n_train < llm.n_ctx():  # never offer more positions than the model was trained on
         llm.close()
-        llm = _open(llama_cpp, path, n_train, n_threads)
-    session = LlamaCppSession(llm, llama_cpp)
+        n_ctx = n_train
+        llm = _open(llama_cpp, path, n_ctx, n_threads)
+    session = LlamaCppSession(llm, llama_cpp, reopen=lambda: _open(llama_cpp, path, n_ctx, n_threads))
     tokenizer = load_tokenizer(path)
     if llm.n_vocab() < len(tokenizer.hf):
         raise UnsupportedModelError(
             f"{path}: tokenizer has {len(tokenizer.hf)} tokens but the model only {llm.n_vocab()}")
-    return LoadedModel(
+    return LlamaCppModel(
         source=source, backend="llamacpp", precision=_file_type(llm, llama_cpp), tokenizer=tokenizer,
         context_length=session.context_length, decoder=session, files=[str(path)],
         load_seconds=time.perf_counter() - t0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from edgewise.export.genai import build_genai
 from edgewise.export.quantize_encoder import quantized_encoder
 from edgewise.formats import decode_weight_bytes, onnx_bits_per_weight
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
-from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+from edgewise.runtime.backend import BACKENDS, LoadedModel
+from edgewise.runtime.tokenizer import Tokenizer
 
 # onnxruntime, onnxruntime_genai and edgewise.export.gguf_transcode (gguf-py) are imported inside the functions
 # that load or build a model: they cost from a fifth of a second to seconds, and edgewise.compress imports the
@@ -24,10 +26,18 @@ class GenaiDecoder:
     """A KV-cached decoder over onnxruntime-genai. We feed our own chosen tokens back with append_tokens,
     so sampling stays in one place (api.py) for every backend."""
 
+    # Each session is its own og.Generator over the one og.Model: onnxruntime runs them from several threads at once.
+    parallel = True
+
     def __init__(self, model, context_length: int):
         self.model = model
         self.context_length = context_length
         self.gen = None
+
+    def fork(self) -> "GenaiDecoder":
+        twin = copy.copy(self)  # the same og.Model (weights), no generator yet
+        twin.gen = None
+        return twin
 
     def start(self, max_length: int) -> None:
         import onnxruntime_genai as og

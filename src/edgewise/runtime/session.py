@@ -1,21 +1,30 @@
-"""The KV-cached decoder session every consumer moves: a backend's DecoderSession that also knows its token ids.
+"""A session: one conversation's KV cache, owned by its caller. A backend's DecoderSession that also knows its ids.
 
-Backends implement the bare contract (start, append, rewind, n_tokens: `backend.DecoderSession`); LoadedModel wraps
-theirs in a TrackedSession, so whoever moves the cache (generate, the keyboard, the server, evaluation) moves the one
-record of what it holds, and `sync(ids)` can keep the common prefix and run only the rest. Engine specifics (a torch
-model, a llama.cpp handle, a one-pass `score`) stay reachable through attribute access.
+Backends implement the bare contract (start, append, rewind, n_tokens, and fork for more sessions:
+`backend.DecoderSession`); LoadedModel wraps theirs in a TrackedSession, so whoever moves the cache (generate, the
+keyboard, the server, evaluation) moves the one record of what it holds, and `sync(ids)` can keep the common prefix
+and run only the rest. `model.decoder` is the model's own session (its lock is `model.lock`); `model.session()` makes
+more, each with a lock of its own. Engine specifics (a torch model, a llama.cpp handle) stay reachable through
+attribute access.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
 
 class TrackedSession:
-    """A DecoderSession plus the token ids its KV cache holds (None: unknown, so the next sync starts afresh)."""
+    """A DecoderSession plus the token ids its KV cache holds (None: unknown, so the next sync starts afresh).
 
-    def __init__(self, engine):
+    `lock` is held by whoever runs a generation on it: one conversation moves one cache at a time.
+    """
+
+    def __init__(self, engine, lock: threading.Lock | None = None, owner=None):
         self.engine = engine
+        self.lock = lock if lock is not None else threading.Lock()
+        self.owner = owner  # the LoadedModel whose weights it runs on (None for a bare engine in tests)
         self._ids: list[int] | None = None
         self.capacity = 0  # max_length of the last start(): appending past it needs a new start
         self.reused = 0  # tokens the last sync() kept from the cache
@@ -23,14 +32,18 @@ class TrackedSession:
     def __getattr__(self, name):
         if name == "engine":  # not set yet (copy, unpickling): never recurse
             raise AttributeError(name)
-        attr = getattr(self.engine, name)
-        if name == "score":
-            # A one-pass scorer may run through the generator (onnxruntime-genai restarts it): forget the record.
-            def score(ids):
-                self._ids = None
-                return attr(ids)
-            return score
-        return attr
+        return getattr(self.engine, name)
+
+    def score(self, ids: list[int]) -> np.ndarray:
+        """Logits (T, V) at every position of `ids` from an empty cache: one pass where the engine has a scorer,
+        else token by token. Either way the cache no longer holds what the record said."""
+        ids = [int(t) for t in ids]
+        one_pass = getattr(self.engine, "score", None)
+        if one_pass is not None:
+            self._ids = None  # onnxruntime-genai scores through its generator, which it restarts
+            return np.asarray(one_pass(ids), np.float32)
+        self.start(len(ids) + 1)
+        return np.stack([self.append([t]) for t in ids]).astype(np.float32)
 
     @property
     def ids(self) -> tuple[int, ...] | None:

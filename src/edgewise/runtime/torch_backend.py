@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 
 import numpy as np
@@ -9,18 +11,30 @@ import numpy as np
 from edgewise.errors import EdgewiseError
 from edgewise.export.hf_folder import hf_folder_for
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
-from edgewise.runtime.backend import BACKENDS, LoadedModel, Tokenizer
+from edgewise.runtime.backend import BACKENDS, LoadedModel
+from edgewise.runtime.tokenizer import Tokenizer
 
 # torch and transformers are imported inside the functions that use them: they cost seconds, and the runtime
 # registers this backend whenever it is imported, mostly to run another one.
 
 
 class TorchDecoder:
+    # A session is a DynamicCache of its own over the one module. Their forward passes take turns: eager decoding of
+    # a small model is Python-bound, and two at once on two threads were slower than one after the other
+    # (docs/serving.md, "Sessions and concurrency").
+    parallel = False
+
     def __init__(self, model, context_length: int):
         self.model = model
         self.context_length = context_length
         self.cache = None
         self._n = 0
+        self._turn = threading.Lock()  # shared by every fork
+
+    def fork(self) -> "TorchDecoder":
+        twin = copy.copy(self)  # the same module (weights), no cache yet
+        twin.cache, twin._n = None, 0
+        return twin
 
     def start(self, max_length: int) -> None:
         from transformers import DynamicCache
@@ -32,7 +46,7 @@ class TorchDecoder:
         import torch
 
         x = torch.tensor([ids], dtype=torch.long)
-        with torch.inference_mode():
+        with self._turn, torch.inference_mode():
             out = self.model(input_ids=x, cache=self.cache, use_cache=True, logits_to_keep=1)
         self._n += len(ids)
         return out.logits[0, -1].float().numpy()
@@ -41,7 +55,7 @@ class TorchDecoder:
         """Logits at every position (T, V) in one pass, no cache: for perplexity-style evaluation."""
         import torch
 
-        with torch.inference_mode():
+        with self._turn, torch.inference_mode():
             return self.model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
 
     def rewind(self, n_tokens: int) -> None:

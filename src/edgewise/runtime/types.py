@@ -9,7 +9,11 @@ from edgewise.errors import EdgewiseError
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """How to pick tokens. temperature 0 means greedy; seed makes sampling reproducible."""
+    """How long to generate and how to pick tokens. temperature 0 means greedy; seed makes sampling reproducible.
+
+    The picking itself is not done here: runtime.sampling builds a sampler (temperature, top_k, top_p, seed) and
+    logits processors (logit_bias, repetition_penalty) from these values, and the generation loop calls them.
+    """
 
     max_tokens: int = 256
     temperature: float = 0.0
@@ -18,8 +22,24 @@ class GenerationConfig:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # generate max_tokens regardless (benchmarks: every variant decodes the same count)
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit); a dict is accepted too
+    repetition_penalty: float = 1.0  # 1 = off; > 1 discourages the last repetition_context_size tokens
+    repetition_context_size: int = 20
 
     def __post_init__(self):
+        bias = self.logit_bias.items() if isinstance(self.logit_bias, dict) else self.logit_bias
+        try:
+            bias = tuple(sorted((int(t), float(b)) for t, b in bias))
+        except (TypeError, ValueError):
+            raise EdgewiseError("logit_bias must map token ids to numbers, e.g. {50256: -100}") from None
+        if any(t < 0 for t, _ in bias):
+            raise EdgewiseError("logit_bias token ids must be non-negative")
+        object.__setattr__(self, "logit_bias", bias)
+        if not 0.0 < float(self.repetition_penalty) <= 10.0:
+            raise EdgewiseError(f"repetition_penalty must be in (0, 10] (1 = off), got {self.repetition_penalty!r}")
+        if not isinstance(self.repetition_context_size, int) or self.repetition_context_size < 1:
+            raise EdgewiseError(f"repetition_context_size must be a positive integer, got "
+                                f"{self.repetition_context_size!r}")
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
             raise EdgewiseError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
         if not 0.0 <= float(self.temperature) <= 10.0:

@@ -34,7 +34,8 @@ def build_state(cfg: ServeConfig) -> ServerState:
         raise EdgewiseError("--policy needs a cloud to route to: add --cloud URL --cloud-model NAME")
     return ServerState(generator=generator, encoder=encoder, default_max_tokens=cfg.default_max_tokens,
                        api_key=cfg.api_key, router=router, max_queue=cfg.max_queue,
-                       queue_timeout_s=cfg.queue_timeout_s, request_log=cfg.request_log)
+                       queue_timeout_s=cfg.queue_timeout_s, request_log=cfg.request_log, parallel=cfg.parallel,
+                       max_sessions=cfg.sessions)
 
 
 def serve(cfg: ServeConfig, ready_message: bool = True) -> None:

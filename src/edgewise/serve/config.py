@@ -19,6 +19,8 @@ class ServeConfig:
     port: int = 8000
     embed_model: str | None = None  # an encoder served beside a generator for /v1/embeddings
     max_queue: int = 8  # running + waiting requests; beyond it: 429
+    parallel: int = 2  # generations running at once, each on its own session (docs/serving.md: measured)
+    sessions: int = 4  # KV caches kept for follow-up turns (an LRU keyed by the tokens each holds)
     queue_timeout_s: float = 120.0
     default_max_tokens: int = 256
     api_key_env: str | None = None
@@ -34,6 +36,11 @@ class ServeConfig:
             raise EdgewiseError(f"--port must be in 0..65535, got {self.port}")
         if self.max_queue < 1:
             raise EdgewiseError("--max-queue must be at least 1")
+        if not isinstance(self.parallel, int) or self.parallel < 1:
+            raise EdgewiseError(f"--parallel must be a positive integer, got {self.parallel!r}")
+        if not isinstance(self.sessions, int) or self.sessions < self.parallel:
+            raise EdgewiseError(f"--sessions ({self.sessions!r}) must be at least --parallel ({self.parallel}): "
+                                "every running generation needs a session of its own")
         if self.default_max_tokens < 1:
             raise EdgewiseError("--max-tokens must be at least 1")
         if self.api_key_env and not os.environ.get(self.api_key_env):

@@ -19,6 +19,13 @@ async def health(request: Request):
 async def metrics(request: Request):
     state: ServerState = request.app.state.edgewise
     text = state.metrics.render()
+    if state.sessions is not None:
+        text += ("# HELP edgewise_sessions KV-cache sessions held (running, or kept for follow-up turns).\n"
+                 "# TYPE edgewise_sessions gauge\n"
+                 f"edgewise_sessions {len(state.sessions)}\n"
+                 "# HELP edgewise_sessions_created_total Sessions made (a new conversation while the pool had room).\n"
+                 "# TYPE edgewise_sessions_created_total counter\n"
+                 f"edgewise_sessions_created_total {state.sessions.created}\n")
     if state.router is not None:
         br = state.router.stats().get("breaker") or {}
         if "state" in br:

@@ -95,7 +95,7 @@ def _sampling(body: dict, max_tokens_name: str = "max_tokens", allow_zero: bool 
     mt = body.get("max_completion_tokens", body.get(max_tokens_name))
     if mt is not None:
         mt = _num({"max_tokens": mt}, "max_tokens", None, 0 if allow_zero else 1, 1_000_000, integer=True)
-    n = _num(body, "n", 1, 1, 1, integer=True)  # one KV cache: one choice per request
+    n = _num(body, "n", 1, 1, 1, integer=True)  # one session per request: one choice
     seed = body.get("seed")
     if seed is not None:
         seed = _num(body, "seed", None, -(2**63), 2**63 - 1, integer=True)

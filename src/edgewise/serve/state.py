@@ -1,5 +1,6 @@
-"""What every handler shares: the loaded models, their sampling defaults, the admission gate, metrics and the worker
-pool; and the one way a handler runs a generation (runtime.generate, holding the model, counted in the metrics)."""
+"""What every handler shares: the loaded models, their sampling defaults, the admission gate, the sessions, metrics
+and the worker pool; and the one way a handler runs a generation (runtime.generate on a session of its own, counted
+in the metrics)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from edgewise.serve.errors import ApiError, bad_request
 from edgewise.serve.gate import AdmissionGate
 from edgewise.serve.metrics import Metrics
 from edgewise.serve.requests import Sampling
+from edgewise.serve.sessions import SessionPool
 
 EDGE, NO_CLOUD = "edge", "no cloud configured"
 
@@ -35,9 +37,14 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     created: int = field(default_factory=lambda: int(time.time()))
     sampling: SamplingDefaults | None = None  # the generator's recommended settings (read at start when None)
+    parallel: int = 2  # generations running at once, each on its own session
+    max_sessions: int = 4  # sessions kept for follow-up turns
 
     def __post_init__(self):
-        self.gate = AdmissionGate(self.max_queue, self.queue_timeout_s, self.metrics)
+        if not 1 <= self.parallel <= self.max_sessions:
+            raise EdgewiseError(f"parallel ({self.parallel}) must be from 1 to max_sessions ({self.max_sessions})")
+        self.gate = AdmissionGate(self.max_queue, self.queue_timeout_s, self.metrics, slots=self.parallel)
+        self.sessions = SessionPool(self.generator, self.max_sessions) if self.generator is not None else None
         self.log_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=self.max_queue + 2, thread_name_prefix="edgewise-gen")
         if self.sampling is None:
@@ -89,11 +96,16 @@ class ServerState:
     def generate(self, lm: LoadedModel, ids: list[int], cfg: GenerationConfig, chat: bool = True,
                  cancel: threading.Event | None = None,
                  on_step: Callable[[GenerationResponse], None] | None = None) -> GenerationResult:
-        """One generation on a worker thread, holding the model. The session keeps the prompt's KV entries for the
-        next request, so a follow-up turn computes only its new tokens."""
+        """One generation on a worker thread, holding a generation slot and a session of its own. The session keeps
+        the prompt's KV entries for the next request, so a follow-up turn computes only its new tokens."""
         self.gate.acquire_model()
         try:
-            res = generate(lm, ids, cfg, chat=chat, on_step=on_step, cancel=cancel, reuse_cache=True)
+            session, ok = self.sessions.checkout(ids), False
+            try:
+                res = generate(lm, ids, cfg, chat=chat, on_step=on_step, cancel=cancel, session=session)
+                ok = True
+            finally:
+                self.sessions.checkin(session, ok)
         finally:
             self.gate.release_model()
         if res.finish_reason == "cancelled":
