@@ -47,6 +47,11 @@ def policy_env(policy: str) -> dict[str, str]:
 def backend_child(model: str, threads: int, tokens: int, passes: int, policy: str) -> dict:
     if policy != "backend":
         import llama_cpp  # noqa: F401  (loads libgomp now, with this process's policy variables)
+    else:
+        # As in every edgewise process (the CLI, optimize's bench child): edgewise first, then torch loads libgomp
+        # before llama.cpp does, and ggml binds to torch's copy.
+        import edgewise  # noqa: F401
+        import torch  # noqa: F401
     from edgewise.runtime import GenerationConfig, generate, load_model
 
     lm = load_model(model, backend="llamacpp", threads=threads)

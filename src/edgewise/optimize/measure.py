@@ -139,9 +139,36 @@ def bench_once(row: VariantRow, device, host_bw: float | None, opts) -> dict:
     return bench_variant(spec, device, host_bw)
 
 
+# Below this share of llama.cpp's own decode speed, a llamacpp row says so beside its figure (issue 24: a report
+# must not show llama.cpp slower than its own tools measure it without saying why).
+PEER_SHARE = 0.9
+
+
 def bench_row(row: VariantRow, device, host_bw: float | None, opts) -> None:
-    """bench_once, merged into the row."""
+    """bench_once, merged into the row; a llamacpp row is also set beside llama-bench's own figure when built."""
     row.add_bench(bench_once(row, device, host_bw, opts))
+    if row.backend == "llamacpp" and row.generation_tps:
+        note_llama_bench(row, device.threads, opts.max_tokens)
+
+
+def note_llama_bench(row: VariantRow, threads: int, n_gen: int) -> None:
+    """llama-bench on the same GGUF and thread count (when `make bench-setup` built it): its decode speed goes into
+    the row, and a note when ours through llama-cpp-python falls below PEER_SHARE of it."""
+    from edgewise.bench.llamacpp_tools import llama_bench, llama_tool
+
+    if llama_tool("llama-bench") is None:
+        return
+    try:
+        peer = llama_bench(row.path, threads=threads, n_prompt=16, n_gen=n_gen, reps=2)[f"tg{n_gen}"]
+    except (EdgewiseError, KeyError, OSError) as e:
+        row.notes.append(f"llama-bench could not run beside this row: {str(e).splitlines()[0]}")
+        return
+    row.bench["llama_bench_tps"] = round(peer, 2)
+    share = row.generation_tps / peer
+    if share < PEER_SHARE:
+        row.notes.append(f"llama.cpp's own llama-bench decodes this GGUF at {peer:.1f} tokens/s on {threads} "
+                         f"thread(s) here; this row ({row.generation_tps:.1f}, {share:.2f}x) runs it through "
+                         "llama-cpp-python, whose per-token Python calls and larger context cost the difference")
 
 
 __all__ = ["Measured", "measure_methods", "evaluate_variant", "bench_once", "bench_row", "gate_row",

@@ -17,7 +17,7 @@ import numpy as np
 from edgewise.errors import EdgewiseError, PromptTooLongError
 from edgewise.runtime.backend import LoadedModel
 from edgewise.runtime.detokenize import StreamingDetokenizer
-from edgewise.runtime.sampling import LogitsProcessor, Sampler, log_softmax, samplers_for
+from edgewise.runtime.sampling import LogitsProcessor, Sampler, log_softmax, samplers_for, token_logprob
 from edgewise.runtime.session import TrackedSession
 from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
 
@@ -25,6 +25,8 @@ Prompt = str | Sequence[dict] | Sequence[int]
 # KV room for a generation that keeps its cache for the next request is rounded up to this many tokens, so a
 # conversation growing by a turn still fits the cache it started (onnxruntime-genai sizes its buffer at start).
 REUSE_ROOM = 256
+# Streamed responses carry the peak RSS read at the first token, every RSS_EVERY tokens, and at the last one.
+RSS_EVERY = 32
 
 
 def peak_rss_mb() -> float:
@@ -122,7 +124,7 @@ def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig, reu
         for process in procs:
             picked = process(tokens, picked)
         tok = int(sampler(picked))
-        yield tok, float(log_softmax(logits)[tok])
+        yield tok, token_logprob(logits, tok)
         tokens.append(tok)
         logits = dec.append([tok])
 
@@ -187,10 +189,12 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
             end = len(text) if finish else max(len(text) - _held_back(text, cfg.stop), emitted)
             delta, emitted = text[emitted:end], max(end, emitted)
             gen_time = now - t_first
+            if n == 1 or finish or n % RSS_EVERY == 0:
+                rss = peak_rss_mb()  # a high-water mark read from /proc: sampled, not paid on every token
             yield GenerationResponse(
                 text=delta, token_ids=[tid], logprobs=[lp], prompt_tokens=len(ids), generation_tokens=n,
                 prompt_tps=prompt_tps, generation_tps=(n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0,
-                ttft_ms=(t_first - t0) * 1000.0, peak_rss_mb=peak_rss_mb(), finish_reason=finish,
+                ttft_ms=(t_first - t0) * 1000.0, peak_rss_mb=rss, finish_reason=finish,
                 cached_tokens=cached,
             )
             if finish:
