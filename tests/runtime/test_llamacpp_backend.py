@@ -299,9 +299,15 @@ def test_two_threads_are_not_slower_than_one_with_torch_imported_first():
 
     import torch  # noqa: F401  (before llama_cpp, as in optimize's parent and every process that ran a torch model)
 
+    import os
+
     from edgewise.runtime import GenerationConfig, generate
     from edgewise.runtime.llamacpp_backend import load_llamacpp
 
+    # With other processes on the cores, a second thread has no core of its own and 2 threads time the neighbours
+    # (seen here: both llama-bench and this backend slower at 2 threads than at 1 beside a test suite on one core).
+    if (load := os.getloadavg()[0]) > 1.5:
+        pytest.skip(f"the machine is busy (load average {load:.1f}): thread scaling needs idle cores")
     models = {t: load_llamacpp(_source(_packaged_gguf()), "native", t) for t in (1, 2)}
     cfg = GenerationConfig(max_tokens=48, ignore_eos=True)
     tps = {1: [], 2: []}
