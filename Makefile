@@ -131,10 +131,18 @@ $(LLAMACPP_TOOLS_STAMP): $(LLAMACPP_SDIST)
 	@touch $@
 
 # The same sdist, the same flags (OpenMP included: ggml's own thread pool spins at every barrier, and on a busy
-# 2-core machine 2 threads then decoded 5x slower than 1). No wheel cache: a cached wheel may carry other flags.
+# 2-core machine 2 threads then decoded 5x slower than 1). pip's own wheel cache stays off, because a wheel it
+# cached may carry another build's flags; instead the wheel is kept under a folder named by LLAMACPP_KEY (the
+# version and every flag), so a second venv on this machine (CI's fresh clone) installs it in seconds.
 LLAMACPP_PY_CMAKE := $(LLAMACPP_CMAKE)
+LLAMACPP_WHEELS := $(HOME)/.cache/edgewise/wheels/llama-cpp-python-$(LLAMACPP_KEY)
 $(LLAMACPP_PY_STAMP): $(LLAMACPP_SDIST)
-	CMAKE_ARGS="$(LLAMACPP_PY_CMAKE)" $(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $<
+	@if ! ls $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  rm -rf $(LLAMACPP_WHEELS).tmp && mkdir -p $(LLAMACPP_WHEELS).tmp && \
+	  CMAKE_ARGS="$(LLAMACPP_PY_CMAKE)" $(BIN)/python -m pip wheel --no-cache-dir --no-deps -w $(LLAMACPP_WHEELS).tmp $< && \
+	  rm -rf $(LLAMACPP_WHEELS) && mv $(LLAMACPP_WHEELS).tmp $(LLAMACPP_WHEELS); \
+	else echo "llama-cpp-python: the wheel built with these flags, from $(LLAMACPP_WHEELS)"; fi
+	$(BIN)/python -m pip install --no-cache-dir --force-reinstall --no-deps $(LLAMACPP_WHEELS)/llama_cpp_python-*.whl
 	$(BIN)/python -m pip install -q --no-cache-dir -e '.[llamacpp,litert,presidio,lmeval]'
 	@rm -f $(VENV)/.edgewise-llamacpp-*
 	@touch $@

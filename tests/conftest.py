@@ -160,7 +160,8 @@ def pytest_runtest_makereport(item, call):
         return
     reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
     # The Qwen parts and llama.cpp's own tools (llama-bench: "is not built") stay in `make bench-setup`.
-    if "qwen" in reason.lower() or "is not built" in reason:
+    # A test of the message shown when a part is absent skips where the part "is installed here": not a lost part.
+    if "qwen" in reason.lower() or "is not built" in reason or "installed here" in reason:
         return
     for part, words in parts.items():
         if any(w in reason.lower() for w in words):
