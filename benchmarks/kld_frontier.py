@@ -32,9 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from gguf_perplexity import chunks, kl_divergence, llama_tokens, score  # noqa: E402
+from edgewise.bench.perplexity import chunks, divergence, llama_tokens, score
 
 LLAMA_TYPES = ("Q4_0", "IQ4_XS", "Q3_K_M")
 OURS = ("int4-b32", "int4-b64", "int4-b128", "gptq-b32", "gptq-b128", "mixed-4.5")
@@ -189,7 +187,7 @@ def main() -> None:
                 if tables:
                     cmd += ["--output-tensor-type", tables, "--token-embedding-type", tables]
                 run(cmd + [str(gguf), str(out), qtype, str(a.threads)], env)
-                k, same = kl_divergence(ref, hf_logprobs(out, cks, a.ctx))
+                k, same = divergence(ref, hf_logprobs(out, cks, a.ctx))
                 rows[name] = {"by": "llama.cpp", "bpw": gguf_bits_per_weight(out), "kld": k, "same_top": same,
                               "types": gguf_scan(out)[2], "seconds": round(time.perf_counter() - t0, 1)}
             except Exception as e:  # noqa: BLE001 - a failed row, not a lost run
@@ -205,7 +203,7 @@ def main() -> None:
         try:
             r = quantize(source, our_config(name, a.calib_tokens), name=name, calibration=calibration,
                          threads=a.threads)
-            k, same = kl_divergence(ref, ort_logprobs(r.path, cks, a.ctx, a.threads))
+            k, same = divergence(ref, ort_logprobs(r.path, cks, a.ctx, a.threads))
             rows[name] = {"by": "edgewise", "bpw": r.bits_per_weight, "kld": k, "same_top": same,
                           "seconds": round(time.perf_counter() - t0, 1)}
         except Exception as e:  # noqa: BLE001

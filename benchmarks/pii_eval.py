@@ -18,16 +18,14 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from edgewise.route import pii
+from edgewise.route.pii import Entity
+from edgewise.route.pii_eval import Labelled, format_table, load_labelled, score
 
-from edgewise.route import pii  # noqa: E402
-from edgewise.route.pii import Entity  # noqa: E402
-from edgewise.route.pii_eval import Labelled, format_table, load_labelled, score  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HAND = ROOT / "tests" / "data" / "pii_handwritten.jsonl"
 STRUCTURED = ("email", "phone", "credit_card", "iban", "ipv4", "ipv6", "us_ssn", "uk_nino")

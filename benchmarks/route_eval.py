@@ -23,10 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from edgewise.bench.route_families import task_files, task_kinds
 
-from route_data import task_files, task_kinds  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CLOUD = "qwen2.5-coder-1.5b"
 DEFAULT_FAMILIES = ("mmlu", "socialiqa", "quartz")
@@ -58,6 +57,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=300, help="items per family (a seeded sample)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--embed", default="minilm", choices=("minilm", "hash", "none"))
+    ap.add_argument("--samples", type=int, default=4, help="answer consistency: sampled edge answers per item (0: off)")
     ap.add_argument("--data", type=Path, default=ROOT / ".bench" / "datasets")
     ap.add_argument("--cache", type=Path, default=ROOT / ".bench" / "route-answers.sqlite")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "route-eval")
@@ -88,7 +88,8 @@ def main() -> None:
             out = args.out / edge
             cfg = RouteEvalConfig(edge=edge, cloud_url=srv.url, cloud_model=CLOUD, tasks=tasks, out=out,
                                   threads=args.threads, limit=args.limit, embed=args.embed, cache=args.cache,
-                                  cloud_model_hash=cloud_hash, calibrate_out=out / "policy.toml")
+                                  cloud_model_hash=cloud_hash, calibrate_out=out / "policy.toml",
+                                  samples=args.samples)
             t0 = time.monotonic()
             try:
                 report, written = run_route_eval(cfg, LineProgress())
@@ -98,7 +99,9 @@ def main() -> None:
                 print(f"{edge}: FAILED {type(e).__name__}: {e}", flush=True)
             else:
                 summary["edges"][edge] = {"seconds": round(time.monotonic() - t0, 1), "families": report["families"],
-                                          "oracle_apgr": report["oracle_apgr"], "best_signal": report["best_signal"],
+                                          "oracle_apgr": report["oracle_apgr"], "oracle": report.get("oracle"),
+                                          "random_apgr": report.get("random_apgr"), "cv": report.get("cv"),
+                                          "cost": report.get("cost"), "best_signal": report["best_signal"],
                                           "held_out": report["held_out"], "deployed": report["deployed"],
                                           "files": {k: str(v) for k, v in written.items()}}
                 if report.get("failed"):  # answers that failed (timeouts, server errors) are left out of the metrics

@@ -1,9 +1,15 @@
-"""One tiny registry type, used by every extension point (sources, backends, quantizers, policies)."""
+"""One tiny registry type, used by every extension point (sources, backends, tasks, detectors, policies).
+
+Lookups load the plugins first (`edgewise.plugins.load(kind)`: the built-ins of this kind, then the installed
+entry points), so whatever registers on import is listed without anyone importing it by hand. `register` loads
+nothing: it runs while those modules import.
+"""
 
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from edgewise import plugins
 from edgewise.errors import EdgewiseError
 
 T = TypeVar("T")
@@ -24,6 +30,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
+        plugins.load(self.kind)
         try:
             return self._items[name]
         except KeyError:
@@ -31,10 +38,12 @@ class Registry(Generic[T]):
             raise EdgewiseError(f"unknown {self.kind} {name!r}: choose one of {known}") from None
 
     def names(self) -> list[str]:
+        plugins.load(self.kind)
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        plugins.load(self.kind)
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgewise.bench import BenchSpec, bench_variant, run_child, with_device
-from edgewise.compress.onnx_graph import decode_weight_bytes
 from edgewise.devices import DeviceProfile
+from edgewise.formats import decode_weight_bytes
 
 TINY_DEVICE = dict(description="test", cores=1, ram_gb=0.5, usable_ram_gb=0.01, storage_gb=1, bandwidth_gbs=4.0,
                    bandwidth_kind="spec-peak", sources={f: "test" for f in

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from edgewise.compress.distill import DistillConfig, distill, kd_loss, load_recipe  # noqa: E402
-from edgewise.errors import EdgewiseError  # noqa: E402
+from edgewise.compress.distill import DistillConfig, distill, kd_loss, load_recipe
+from edgewise.errors import EdgewiseError
 
 TEXT = ("the cat sat on the mat and the dog sat on the log. " * 3 + "a bird sang in the tree near the house.\n") * 40
 STUDENT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,

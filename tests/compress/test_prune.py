@@ -7,15 +7,14 @@ import json
 import math
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from edgewise.compress import Calibration  # noqa: E402
-from edgewise.compress.prune import (Magnitude, Recovery, Structured, Wanda, compressed_weights_bytes,  # noqa: E402
+from edgewise.compress import Calibration
+from edgewise.compress.prune import (Magnitude, Recovery, Structured, Wanda, compressed_weights_bytes,
                                      parse_prune, prune)
-from edgewise.compress.prune.llama import LINEARS  # noqa: E402
-from edgewise.errors import EdgewiseError  # noqa: E402
-from tests.conftest import CORPUS, build_tiny_tokenizer  # noqa: E402
+from edgewise.compress.prune.llama import LINEARS
+from edgewise.errors import EdgewiseError
+from tests.conftest import CORPUS, build_tiny_tokenizer
 
 CALIB = Calibration((" ".join(CORPUS),), "test-corpus")
 PROBE = "The quick brown fox jumps over the lazy dog. To be, or not to be, that is the question."

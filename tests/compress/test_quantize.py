@@ -9,8 +9,8 @@ import pytest
 from edgewise.compress import (Gptq, Int4WeightOnly, Int8Dynamic, Int8WeightOnly, MixedPrecision, parse_method,
                                quantize)
 from edgewise.compress import onnx_graph as og
-from edgewise.compress.mixed import choose, group_units
-from edgewise.compress.weight_only import rewrite, uniform_plan
+from edgewise.compress.handler import rewrite, uniform_plan
+from edgewise.compress.methods.mixed import choose, group_units
 from edgewise.errors import BackendUnavailableError, EdgewiseError
 from edgewise.runtime import GenerationConfig, embed, generate, load_model
 
@@ -134,7 +134,6 @@ def test_methods_that_do_not_fit_the_model_say_so(llm_ctx):
 
 
 def test_llamacpp_types_need_the_optional_extra(llm_ctx):
-    pytest.importorskip("edgewise.compress.llamacpp_quant")
     import importlib.util
 
     if importlib.util.find_spec("llama_cpp") is not None:

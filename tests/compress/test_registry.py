@@ -1,16 +1,16 @@
-"""The quantization-method registry: a method is one module that the package discovers, and every name the CLI
+"""The quantization-method registry: a method is one module that registers on import, and every name the CLI
 accepts comes from the configs themselves."""
 
+import importlib
 import sys
 import textwrap
 
 import pytest
 
 from edgewise.compress import HANDLERS, METHODS, NAMES, parse_method, quantize
-from edgewise.compress.configs import Gptq, Int4WeightOnly, Int8Dynamic, MixedPrecision
-from edgewise.compress.llamacpp_quant import LlamaCppQuant
-from edgewise.compress import registry
-from edgewise.compress.registry import discover, is_weight_only, register_handler
+from edgewise.compress import Gptq, Int4WeightOnly, Int8Dynamic, MixedPrecision
+from edgewise.compress.methods.llamacpp import LlamaCppQuant
+from edgewise.compress.registry import is_weight_only, register_handler
 from edgewise.errors import EdgewiseError
 from edgewise.optimize.search import nominal_bits
 
@@ -47,12 +47,9 @@ def test_a_preset_option_cannot_be_overridden_by_its_own_name():
 
 
 @pytest.fixture
-def method_package(tmp_path):
-    """A package holding one method module, as a new file under compress/ would be; unregistered afterwards."""
-    pkg = tmp_path / "ewtest_methods"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "halfbit.py").write_text(textwrap.dedent('''
+def method_module(tmp_path):
+    """One method module, as a new file under compress/methods/ (or a plugin's) would be; unregistered afterwards."""
+    (tmp_path / "ewtest_halfbit.py").write_text(textwrap.dedent('''
         from dataclasses import dataclass
 
         from edgewise.compress.registry import register_handler
@@ -70,34 +67,38 @@ def method_package(tmp_path):
         def halfbit(cfg, ctx, name):
             return (name, cfg.scale, ctx)
     '''))
-    (pkg / "_private.py").write_text("raise RuntimeError('modules starting with _ are not methods')\n")
     sys.path.insert(0, str(tmp_path))
-    before_names, before_types = set(NAMES), set(HANDLERS)
-    yield "ewtest_methods"
+    before_names, before_types = set(METHODS), set(HANDLERS)
+    yield "ewtest_halfbit"
     for n in set(NAMES) - before_names:
         del NAMES[n]
     for t in set(HANDLERS) - before_types:
         del HANDLERS[t]
-    registry._discovered.discard("ewtest_methods")
     sys.path.remove(str(tmp_path))
-    for m in [m for m in sys.modules if m.startswith("ewtest_methods")]:
-        del sys.modules[m]
+    sys.modules.pop("ewtest_halfbit", None)
 
 
-def test_a_discovered_module_is_a_whole_method(method_package):
+def test_an_imported_module_is_a_whole_method(method_module):
     assert "halfbit" not in METHODS
-    discover(method_package)
-    discover(method_package)  # once only: a second call must not register twice
+    importlib.import_module(method_module)
     name, cfg = parse_method("halfbit-x2")
     assert (name, cfg.scale, nominal_bits(cfg)) == ("halfbit-x2", 2, 0.5)
     assert quantize(None, cfg, name=name, ctx="ctx") == ("halfbit-x2", 2, "ctx")
     assert "halfbit" in METHODS and METHODS["halfbit"]().scale == 1
 
 
-def test_a_name_cannot_be_registered_twice(method_package):
-    discover(method_package)
+def test_a_name_cannot_be_registered_twice(method_module):
+    importlib.import_module(method_module)
     cls = type(parse_method("halfbit")[1])
-    twin = type("Twin", (), {"names": {"halfbit": {}}})
+    twin = type("Twin", (), {"names": {"halfbit": {}}, "nominal_bits": 0.5, "weight_only": False})
     with pytest.raises(RuntimeError, match="already taken by HalfBit"):
         register_handler(twin)(lambda cfg, ctx, name: None)
     assert twin not in HANDLERS and NAMES["halfbit"].config_type is cls
+
+
+def test_a_config_missing_a_member_is_refused_at_registration():
+    # `nominal_bit` (misspelled) would otherwise read as "not rankable" in the search, in silence
+    typo = type("Typo", (), {"names": {"typo-method": {}}, "nominal_bit": 4.0, "weight_only": False})
+    with pytest.raises(TypeError, match="Typo is not a MethodConfig: it has no nominal_bits"):
+        register_handler(typo)(lambda cfg, ctx, name: None)
+    assert typo not in HANDLERS and "typo-method" not in NAMES

@@ -5,7 +5,7 @@ tests/integration/test_gguf_transcode.py)."""
 import pytest
 
 from edgewise.compress import parse_method, quantize
-from edgewise.compress.transcode import GgufTranscode
+from edgewise.compress.methods.transcode import GgufTranscode
 from edgewise.errors import EdgewiseError
 from edgewise.optimize import OptimizeOptions, _method_list
 from edgewise.optimize.search import nominal_bits

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.data.corpora import CORPORA, GENRES, KEYBOARD_V4_CORPORA, Corpus
+from edgewise.data.corpora import CORPORA, KEYBOARD_V4_CORPORA
+from edgewise.data.corpus_base import GENRES, Corpus
 from edgewise.data.corpora_dicts import build_dictd, build_gcide, build_jargon, _devil_headword, _foldoc_headword
 from edgewise.data.corpora_docs import build_html_docs, build_perl_docs, html_paragraphs, pod_paragraphs
 from edgewise.data.corpus_mix import MixRow, count_words, genre_totals, mix_table, shared_runs

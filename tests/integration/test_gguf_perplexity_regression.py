@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edgewise.data import DEMO_TEXT, packaged_text
-from edgewise.evaluate.base import log_softmax
+from edgewise.numerics import log_softmax
 from edgewise.runtime import load_model
 from edgewise.runtime.api import forward_logits
 

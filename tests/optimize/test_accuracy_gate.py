@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from edgewise.cli import main
-from edgewise.evaluate.base import TASKS, log_softmax
+from edgewise.evaluate.base import TASKS
 from edgewise.evaluate.stats import items_needed, paired
 from edgewise.models.source import CAUSAL_LM
+from edgewise.numerics import log_softmax
 from edgewise.optimize.gate import FAIL, NOT_SHOWN_SAFE, PASS, Gate
 from edgewise.optimize.quality import gate_row
 from edgewise.report import columns, terminal_table

@@ -3,7 +3,7 @@
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.answers import Answer, AnswerCache, CloudAnswerer
+from edgewise.route.answers import Answer, AnswerCache, CloudAnswerer, ConsistencyConfig
 
 
 class Counting:
@@ -24,6 +24,7 @@ def test_second_ask_comes_from_disk(tmp_path):
     who = Counting()
     a, hit = c.answer(who, "p", 8)
     assert (a.text, a.logprobs, hit, who.calls) == ("p!8", (-0.5, -0.25), False, 1)
+    assert a.seconds is not None and a.seconds >= 0  # the call's own time, kept with the answer
     c.close()
     c = AnswerCache(tmp_path / "a.sqlite")  # a new process would see the same
     b, hit = c.answer(who, "p", 8)
@@ -56,3 +57,39 @@ def test_cloud_answerer_turns_a_dead_cloud_into_a_failed_answer(tmp_path):
     a = who("hello", 4)
     assert a.text == "" and a.error.startswith("connect")
     assert who.key.startswith("cloud:http://127.0.0.1:")
+
+
+class Sampling(Counting):
+    """An answerer that can also sample: the text says which temperature and seed made it."""
+
+    def sample(self, prompt, max_tokens, temperature, seed):
+        self.calls += 1
+        return Answer(f"{prompt}@{temperature}#{seed}", (-1.0,), seconds=0.25)
+
+
+def test_samples_are_keyed_by_temperature_and_seed_and_keep_their_time(tmp_path):
+    c = AnswerCache(tmp_path / "a.sqlite")
+    who = Sampling()
+    greedy, _ = c.answer(who, "p", 8)
+    got, made = c.samples(who, "p", 8, ConsistencyConfig(k=3, temperature=0.7, seed=5))
+    assert [a.text for a in got] == ["p@0.7#5", "p@0.7#6", "p@0.7#7"] and made == 3
+    assert all(a.seconds == 0.25 for a in got)  # an answerer's own time is kept as it is
+    c.close()
+    c = AnswerCache(tmp_path / "a.sqlite")
+    again, made = c.samples(who, "p", 8, ConsistencyConfig(k=4, temperature=0.7, seed=5))
+    assert again[:3] == got and made == 1 and who.calls == 5  # one new seed
+    _, made = c.samples(who, "p", 8, ConsistencyConfig(k=3, temperature=1.0, seed=5))
+    assert made == 3  # another temperature: other samples
+    assert c.answer(who, "p", 8) == (greedy, True)  # the greedy key is unchanged by sampling
+
+
+def test_sampling_needs_an_answerer_that_samples(tmp_path):
+    c = AnswerCache(tmp_path / "a.sqlite")
+    with pytest.raises(EdgewiseError, match="cannot sample"):
+        c.answer(Counting(), "p", 8, temperature=0.7, seed=0)
+
+
+@pytest.mark.parametrize("bad", [{"k": -1}, {"k": 2.5}, {"temperature": 0.0}, {"temperature": 3.0}, {"seed": "x"}])
+def test_consistency_config_refuses_bad_values(bad):
+    with pytest.raises(EdgewiseError):
+        ConsistencyConfig(**bad)

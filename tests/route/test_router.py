@@ -260,3 +260,21 @@ def test_stream_closed_unread_is_still_recorded(tmp_path):
     s = r.open_stream("q", lambda q: SURE)
     assert "".join(s) == "edge: sure" and s.result.answered_by == EDGE
     assert [x["answered_by"] for x in read_log(tmp_path / "d.jsonl")] == [CLOUD, EDGE]
+
+
+def test_finish_and_cloud_failed_are_the_public_seam(tmp_path):
+    """RouteStream records through these two; no private aliases are left for it to reach past."""
+    from edgewise.route.cloud import CloudError
+    from edgewise.route.types import RouteContext
+
+    assert not hasattr(Router, "_finish") and not hasattr(Router, "_cloud_failed")
+    r = router(POLICY, log=DecisionLog(tmp_path / "d.jsonl"))
+    assert r.cloud_failed(CloudError("cloud said 400", "http", status=400)) == "cloud said 400"
+    assert r.breaker.snapshot()["consecutive_failures"] == 0  # about this request, not the link
+    assert r.cloud_failed(ValueError("echoes the prompt")) == "cloud_fn raised ValueError"
+    assert r.breaker.snapshot()["consecutive_failures"] == 1
+    ctx = RouteContext("q", "q", lambda q: SURE, r.clock)
+    res = r.finish(ctx, r.clock(), "an answer", EDGE, "mine", 0.0, None, "r1")
+    assert (res.text, res.answered_by, res.reason, res.edge) == ("an answer", EDGE, "mine", None)
+    assert r.counts[EDGE] == 1
+    assert [(x["request_id"], x["reason"]) for x in read_log(tmp_path / "d.jsonl")] == [("r1", "mine")]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert.interpreter")
+pytest.importorskip("ai_edge_litert.interpreter", reason="needs the litert extra: pip install -e '.[litert]'")
 
 from edgewise.errors import CorruptModelError, EdgewiseError, UnsupportedModelError  # noqa: E402
 from edgewise.models.source import TFLITE, ModelSource  # noqa: E402

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert.interpreter")
+pytest.importorskip("ai_edge_litert.interpreter", reason="needs the litert extra: pip install -e '.[litert]'")
 
 from edgewise.errors import (CorruptModelError, EdgewiseError, ModelNotFoundError, PromptTooLongError,  # noqa: E402
                              UnsupportedModelError)

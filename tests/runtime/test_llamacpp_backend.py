@@ -152,7 +152,8 @@ def test_context_and_precision_errors(smol, tmp_path):
 # --- llama.cpp quant types, on a tiny random-init Llama written by our own GGUF writer ---------------
 
 def test_writer_refuses_other_architectures(tmp_path):
-    from edgewise.compress.llamacpp_quant import LlamaCppQuant, write_gguf
+    from edgewise.compress.llamacpp_quant import write_gguf
+    from edgewise.compress.methods.llamacpp import LlamaCppQuant
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     with pytest.raises(UnsupportedModelError, match="LlamaForCausalLM"):
@@ -199,7 +200,8 @@ def _last_logits(path: Path, ids: list[int]) -> np.ndarray:
 @needs_llamacpp
 @pytest.mark.parametrize("tie", [True, False])
 def test_f32_gguf_matches_torch(tmp_path, tie):
-    from edgewise.compress.llamacpp_quant import LlamaCppQuant, llamacpp_quantize
+    from edgewise.compress.llamacpp_quant import llamacpp_quantize
+    from edgewise.compress.methods.llamacpp import LlamaCppQuant
 
     ids, ref = _tiny_llama(tmp_path, tie)
     # Written beside tokenizer.json, so loading skips rebuilding the tokenizer from GGUF metadata.
@@ -214,7 +216,8 @@ def test_f32_gguf_matches_torch(tmp_path, tie):
 def test_quant_types_are_what_they_say(tmp_path):
     from gguf import GGUFReader
 
-    from edgewise.compress.llamacpp_quant import LlamaCppQuant, llamacpp_quantize
+    from edgewise.compress.llamacpp_quant import llamacpp_quantize
+    from edgewise.compress.methods.llamacpp import LlamaCppQuant
 
     ids, ref = _tiny_llama(tmp_path, tie=False)
     q8 = llamacpp_quantize(tmp_path, tmp_path / "tiny.Q8_0.gguf", LlamaCppQuant("Q8_0", threads=2))

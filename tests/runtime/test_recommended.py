@@ -27,7 +27,8 @@ def test_no_sampling_keys_give_openai_defaults(tmp_path):
 
 
 def test_gguf_metadata(tmp_path):
-    gguf = pytest.importorskip("gguf")
+    import gguf
+
     path = tmp_path / "m.gguf"
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_float32("general.sampling.temp", 0.7)

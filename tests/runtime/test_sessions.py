@@ -229,7 +229,7 @@ def test_capability_returns_the_default_only_for_files_that_cannot_say():
 
 
 def test_litert_sessions_keep_their_own_cache_and_take_turns():
-    pytest.importorskip("ai_edge_litert.interpreter")
+    pytest.importorskip("ai_edge_litert.interpreter", reason="needs the litert extra: pip install -e '.[litert]'")
     from edgewise.runtime.litert_lm import LiteRTDecoder, LMMeta
     from tests.runtime.test_litert_lm import META_DICT, FakeGraph
 

@@ -143,3 +143,55 @@ def test_cloud_faults_degrade_within_budget(tiny_llama_dir, tmp_path, mode):
     finally:
         edge.stop()
         fake.kill()
+
+
+# --- streaming behind the router (docs/routing.md, "Streaming behind the router") ------------------------------------
+
+def streamed(server, content, **kw) -> tuple[str, list[str]]:
+    """(the answered_by header, the content of each chunk that carried text), read with the openai client."""
+    s = chat(server, content, stream=True, **kw)
+    chunks = [ch.choices[0].delta.content for ch in s.parse() if ch.choices and ch.choices[0].delta.content]
+    return s.headers["x-edgewise-answered-by"], chunks
+
+
+def test_edge_answer_streams_token_by_token_behind_the_router(tiny_llama_dir, tmp_path):
+    fake = CloudProcess().start()
+    edge_policy, held_policy = tmp_path / "edge.toml", tmp_path / "held.toml"
+    edge_policy.write_text('[router]\nprefer = "edge"\n')
+    # Confidence on the edge's log-probs, below any threshold: the policy reads the edge's whole answer, escalates.
+    held_policy.write_text('[router]\nprefer = "edge"\n\n[policies.confidence]\nthreshold = inf\n')
+    servers = []
+    try:
+        for policy in (edge_policy, held_policy):
+            servers.append(Server(str(tiny_llama_dir), "--threads", "1", "--cloud", fake.url, "--cloud-model", "big",
+                                  "--policy", str(policy)))
+        edge, held = servers
+        prompt = "What is the capital of France?"
+        whole = chat(edge, prompt)
+        assert whole.headers["x-edgewise-answered-by"] == "edge"
+        text = whole.parse().choices[0].message.content
+        who, chunks = streamed(edge, prompt)
+        assert who == "edge" and len(chunks) > 1 and "".join(chunks) == text
+        assert fake.requests() == []
+        # A client that leaves stops the streaming edge: one cancelled generation, counted once, the slot freed.
+        before = _metric(edge, "edgewise_cancelled_total") or 0.0
+        body = {"model": httpx.get(edge.url + "/v1/models").json()["data"][0]["id"], "stream": True,
+                "messages": [{"role": "user", "content": "go"}], "max_tokens": 200, "temperature": 1.0, "seed": 1}
+        with httpx.stream("POST", edge.url + "/v1/chat/completions", json=body, timeout=60) as r:
+            for i, _ in enumerate(r.iter_lines()):
+                if i >= 3:
+                    break
+        deadline = time.time() + 20
+        while time.time() < deadline and (_metric(edge, "edgewise_cancelled_total") or 0.0) <= before:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert _metric(edge, "edgewise_cancelled_total") == before + 1
+        assert _metric(edge, "edgewise_queue_depth") == 0
+        # Held back, then escalated: the client sees the cloud's answer alone, none of the edge's.
+        who, chunks = streamed(held, prompt)
+        assert who == "cloud" and "".join(chunks) == "cloud: " + prompt
+        assert len(fake.requests()) == 1
+    finally:
+        for s in servers:
+            s.stop()
+        fake.kill()

@@ -9,19 +9,13 @@ from __future__ import annotations
 import os
 import sys
 
+from edgewise import plugins
 from edgewise.cli.app import app
 from edgewise.errors import EdgewiseError
 
-# Each verb module registers its commands on `app` when imported.
-from edgewise.cli import run_cmd  # noqa: F401,E402
-from edgewise.cli import distill_cmd  # noqa: F401,E402
-from edgewise.cli import serve_cmd  # noqa: F401,E402
-from edgewise.cli import route_cmd  # noqa: F401,E402
-from edgewise.cli import devices_cmd  # noqa: F401,E402
-from edgewise.cli import optimize_cmd  # noqa: F401,E402
-from edgewise.cli import keyboard_cmd  # noqa: F401,E402
-from edgewise.cli import prune_cmd  # noqa: F401,E402
-from edgewise.cli import export_litert_cmd  # noqa: F401,E402
+# Each verb module registers its commands on `app` when imported: the built-in ones are listed under "cli verb" in
+# edgewise.plugins, and a plugin's entry point module may register its own verbs the same way.
+plugins.load("cli verb")
 
 
 def main(argv: list[str] | None = None) -> None:

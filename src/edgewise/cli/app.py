@@ -1,4 +1,4 @@
-"""The shared typer app object; verb modules import it and register commands."""
+"""The shared typer app object; verb modules import it and register commands (edgewise.plugins imports them)."""
 
 import typer
 

@@ -98,17 +98,21 @@ def eval_cmd(
     cloud_key_env: str | None = typer.Option(None, "--cloud-key-env", help="Env var holding the cloud's bearer key."),
     cloud_model_hash: str | None = typer.Option(None, "--cloud-model-hash", help="Hash of the cloud's weights, part of the cache key when known."),
     force: bool = typer.Option(False, "--force", help="Overwrite --calibrate-out if it exists."),
+    samples: int = typer.Option(4, "--samples", help="Answer consistency: extra sampled edge answers per item (0: off)."),
+    sample_temperature: float = typer.Option(0.7, "--sample-temperature", help="Temperature of those samples."),
 ):
     """Run an edge and a cloud model on tasks with references, fit routers on one half, report the other."""
     from edgewise.cli.optimize_cmd import RichProgress
     from edgewise.route.eval_command import RouteEvalConfig, run_route_eval
+    from edgewise.route.eval_table import markdown_table
 
     if calibrate_out is not None and calibrate_out.exists() and not force:
         raise EdgewiseError(f"{calibrate_out} exists: pass --force to overwrite it")
     cfg = RouteEvalConfig(edge=edge, cloud_url=cloud, cloud_model=cloud_model, tasks=tuple(task), out=out,
                           backend=backend, precision=precision, threads=threads, limit=limit, seed=seed,
                           target=target, embed=embed, cache=cache, cloud_model_hash=cloud_model_hash,
-                          cloud_key_env=cloud_key_env, calibrate_out=calibrate_out)
+                          cloud_key_env=cloud_key_env, calibrate_out=calibrate_out, samples=samples,
+                          sample_temperature=sample_temperature)
     err = Console(stderr=True)
     progress = RichProgress(err)
     try:
@@ -135,6 +139,7 @@ def eval_cmd(
                   _num(r["calib_apgr"]), _num(r["held_escalated"], "{:.1%}"), _num(r["held_quality"]),
                   _num(r["held_of_cloud"], "{:.1%}"))
     con.print(d)
+    typer.echo(markdown_table(report))  # the per-family table with intervals, random and oracle (also route-eval.md)
     for k, p in files.items():
         con.print(f"{k}: {p}")
 

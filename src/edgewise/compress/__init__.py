@@ -5,30 +5,23 @@
     r.path                                                  # a folder edgewise.runtime.load_model opens
 
 Methods: Fp32, TorchFp32, Int8WeightOnly, Int8Dynamic, Int8Static, Int4WeightOnly (rtn | hqq | k_quant), Gptq,
-MixedPrecision, and llama.cpp types (LlamaCppQuant, optional). Each built artifact is cached by content hash.
-Every module of this package is imported when it is (`registry.discover`), so a method module registers itself:
-adding one is adding a file (docs/quantization-methods.md).
+MixedPrecision, GgufTranscode, and llama.cpp types (LlamaCppQuant, optional), each with its handler in
+compress/methods/. Each built artifact is cached by content hash. A lookup (`quantize`, `parse_method`, `METHODS`)
+loads the method modules first through edgewise.plugins, so a method is one module that registers itself
+(docs/quantization-methods.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgewise.compress.configs import (
-    METHODS,
-    Fp32,
-    Gptq,
-    Int4WeightOnly,
-    Int8Dynamic,
-    Int8Static,
-    Int8WeightOnly,
-    MixedPrecision,
-    TorchFp32,
-    config_dict,
-    parse_method,
-)
+from edgewise.compress.configs import METHODS, config_dict, parse_method
 from edgewise.compress.context import Calibration, CompressContext, QuantResult
-from edgewise.compress.registry import HANDLERS, NAMES, discover, handler_for, register_handler
+from edgewise.compress.methods.baselines import Fp32, TorchFp32
+from edgewise.compress.methods.int8_ort import Int8Dynamic, Int8Static
+from edgewise.compress.methods.mixed import MixedPrecision
+from edgewise.compress.methods.weight_only import Gptq, Int4WeightOnly, Int8WeightOnly
+from edgewise.compress.registry import HANDLERS, NAMES, handler_for, register_handler
 from edgewise.models import ModelSource, load
 
 
@@ -40,9 +33,6 @@ def quantize(model, config, *, name: str | None = None, calibration: Calibration
         ctx = CompressContext(source, calibration, threads, say=print)
     return handler_for(config)(config, ctx, name or getattr(config, "label", type(config).__name__.lower()))
 
-
-# Last, once everything above exists: the method modules register their handlers and CLI names.
-discover(__name__)
 
 __all__ = ["quantize", "Calibration", "CompressContext", "QuantResult", "register_handler", "HANDLERS", "NAMES",
            "METHODS", "parse_method", "config_dict", "Fp32", "TorchFp32", "Int8WeightOnly", "Int8Dynamic", "Int8Static",

@@ -6,7 +6,7 @@ Two steps, because neither llama-cpp-python nor gguf-py ships llama.cpp's HF con
    BPE vocabulary.
 2. `quantize_gguf`: that GGUF -> a llama.cpp type with `llama_cpp.llama_model_quantize`.
 
-`llamacpp_quantize(folder, out, LlamaCppQuant("Q4_K_M"))` runs both and reports bits per weight.
+`llamacpp_quantize(folder, out, LlamaCppQuant("Q4_K_M"))` (compress.methods.llamacpp) runs both and reports bits per weight.
 Note: K-quants need rows that are a multiple of 256; llama.cpp quantizes other rows with a fallback
 type (for SmolLM2-135M, hidden size 576, most of "Q4_K_M" is really Q5_0), and the bits per weight
 reported here are read from the written file, so they show it.
@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,8 +30,8 @@ from edgewise.formats import gguf_scan
 from edgewise.runtime.llamacpp_backend import _quiet, import_llama_cpp
 
 log = logging.getLogger(__name__)
-# gguf, safetensors and transformers are imported inside the functions that write a GGUF: discovery imports this
-# module (its LlamaCppQuant config) whenever edgewise.compress is imported.
+# gguf, safetensors and transformers are imported inside the functions that write a GGUF: the llamacpp method's
+# module imports this one whenever a registry lookup loads the methods.
 
 # llama_ftype values (llama.h). Names are the ones llama.cpp's `llama-quantize` accepts.
 FTYPES = {
@@ -38,32 +39,14 @@ FTYPES = {
     "Q3_K_M": 12, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18,
 }
 BASE_TYPES = ("f32", "f16")
-NOMINAL_BITS = {"Q8_0": 8.5, "Q6_K": 6.56, "Q4_K_M": 4.89, "Q4_0": 4.5}
 
 
-@dataclass(frozen=True)
-class LlamaCppQuant:
-    """Quantize to one llama.cpp type. `base` is the intermediate GGUF (f32 keeps every bit)."""
+class QuantSpec(Protocol):
+    """What the steps below read of a config (compress.methods.llamacpp.LlamaCppQuant)."""
 
-    qtype: str = "Q4_K_M"
-    base: str = "f32"
-    threads: int | None = None
-    names = {"q8_0": {"qtype": "Q8_0"}, "q4_k_m": {"qtype": "Q4_K_M"}}
-    weight_only = False  # a GGUF for llama.cpp, not a block grid the ONNX rewrite can place per layer
-
-    def __post_init__(self):
-        object.__setattr__(self, "qtype", str(self.qtype).upper())
-        if self.qtype not in FTYPES:
-            raise EdgewiseError(f"unknown llama.cpp type {self.qtype!r}: choose one of {', '.join(FTYPES)}")
-        if self.base not in BASE_TYPES:
-            raise EdgewiseError(f"base must be one of {BASE_TYPES}, got {self.base!r}")
-        if self.threads is not None and self.threads < 1:
-            raise EdgewiseError(f"threads must be at least 1, got {self.threads}")
-
-    @property
-    def nominal_bits(self) -> float:
-        # Typical bits per weight of each type (block scales included); the search's cost rank only.
-        return NOMINAL_BITS.get(self.qtype, 8.0)
+    qtype: str  # a key of FTYPES
+    base: str  # one of BASE_TYPES: the intermediate GGUF
+    threads: int | None
 
 
 @dataclass(frozen=True)
@@ -258,7 +241,7 @@ def _result(path: Path, qtype: str, seconds: float) -> QuantizedGGUF:
     return QuantizedGGUF(path, qtype, path.stat().st_size, n, 8.0 * nbytes / n, seconds, types)
 
 
-def quantize_gguf(src: Path, out: Path, config: LlamaCppQuant) -> QuantizedGGUF:
+def quantize_gguf(src: Path, out: Path, config: QuantSpec) -> QuantizedGGUF:
     llama_cpp = import_llama_cpp()
     src, out = Path(src), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +261,7 @@ def quantize_gguf(src: Path, out: Path, config: LlamaCppQuant) -> QuantizedGGUF:
     return _result(out, config.qtype, time.perf_counter() - t0)
 
 
-def llamacpp_quantize(model: Path, out: Path, config: LlamaCppQuant) -> QuantizedGGUF:
+def llamacpp_quantize(model: Path, out: Path, config: QuantSpec) -> QuantizedGGUF:
     """HF Llama folder (or an F32/F16 GGUF) -> `out`, a GGUF of config.qtype. Logs bits per weight."""
     model, out = Path(model), Path(out)
     if model.is_dir():

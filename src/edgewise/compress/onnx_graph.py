@@ -20,7 +20,6 @@ import numpy as np
 from edgewise.compress.grid import QTensor
 from edgewise.compress.gptq import matmul
 from edgewise.errors import EdgewiseError
-from edgewise.formats import decode_weight_bytes  # noqa: F401 - re-exported: tests/bench/test_bench.py imports it here
 
 log = logging.getLogger(__name__)
 # onnx (about 2 s) and onnxruntime are imported inside the functions that use them: every module of this package is

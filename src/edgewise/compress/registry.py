@@ -1,21 +1,22 @@
-"""The quantization-method registry: one decorator per method, and discovery of the modules that hold them.
+"""The quantization-method registry: one decorator per method.
 
     @register_handler(Int4WeightOnly)          # the config class carries `names`, `nominal_bits`, `weight_only`
     def int4_weight_only(cfg, ctx, name) -> QuantResult: ...
 
 fills two tables: HANDLERS (config type -> handler, what `quantize` dispatches through) and NAMES (CLI name ->
-config type and preset options, what `parse_method` reads). `discover()` imports every module of
-`edgewise.compress`, so a new method is one new file there (docs/quantization-methods.md). Pruning keeps its own
-type -> handler table of the same kind (`edgewise.compress.prune.PRUNERS`).
+config type and preset options, what `parse_method` reads). Lookups load the method modules first
+(`edgewise.plugins.load`: the built-ins in compress/methods/, then installed plugins), so a new method is one module
+that registers on import (docs/quantization-methods.md, docs/plugins.md). Pruning keeps its own type -> handler
+table of the same kind (`edgewise.compress.prune.PRUNERS`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from edgewise import plugins
+from edgewise.compress.method_config import check_method_config
 from edgewise.errors import EdgewiseError
 
 
@@ -36,6 +37,7 @@ class TypeRegistry(dict):
         return deco
 
     def for_config(self, config) -> Callable:
+        plugins.load(self.kind)
         try:
             return self[type(config)]
         except KeyError:
@@ -58,7 +60,7 @@ class MethodName:
         return self.config_type(**self.preset, **options)
 
 
-HANDLERS = TypeRegistry("compression handler")
+HANDLERS = TypeRegistry("compression method")
 NAMES: dict[str, MethodName] = {}
 
 
@@ -67,6 +69,7 @@ def register_handler(config_type: type) -> Callable[[Callable], Callable]:
     the config class lists in `names` ({cli name: preset options}; none for a library-only config)."""
 
     def deco(fn: Callable) -> Callable:
+        check_method_config(config_type)  # a misspelled member is refused here, not read later as "unrankable"
         names = dict(getattr(config_type, "names", {}) or {})
         taken = sorted(n for n in names if n in NAMES)
         if taken:
@@ -82,19 +85,11 @@ def register_handler(config_type: type) -> Callable[[Callable], Callable]:
 
 handler_for = HANDLERS.for_config
 
-_discovered: set[str] = set()
 
-
-def discover(package: str = "edgewise.compress") -> None:
-    """Import every plain module of `package` once, so every method's `@register_handler` has run. Subpackages
-    (prune, distill) are not methods and are left alone; so are modules whose name starts with `_`."""
-    if package in _discovered:
-        return
-    _discovered.add(package)
-    pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if not info.ispkg and not info.name.startswith("_"):
-            importlib.import_module(f"{package}.{info.name}")
+def method_names() -> dict[str, MethodName]:
+    """NAMES once every method module has registered (the read side of the table; `register_handler` writes it)."""
+    plugins.load(HANDLERS.kind)
+    return NAMES
 
 
 def is_weight_only(cfg) -> bool:
@@ -105,8 +100,8 @@ def is_weight_only(cfg) -> bool:
 
 def names_where(predicate: Callable[[type], bool]) -> list[str]:
     """CLI names (sorted) whose config type satisfies `predicate`, for error messages that list the choices."""
-    return sorted(n for n, m in NAMES.items() if predicate(m.config_type))
+    return sorted(n for n, m in method_names().items() if predicate(m.config_type))
 
 
-__all__ = ["HANDLERS", "NAMES", "MethodName", "TypeRegistry", "discover", "handler_for", "is_weight_only",
+__all__ = ["HANDLERS", "NAMES", "MethodName", "TypeRegistry", "handler_for", "is_weight_only", "method_names",
            "names_where", "register_handler"]

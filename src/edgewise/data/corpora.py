@@ -42,7 +42,7 @@ from pathlib import Path
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
 from edgewise.staging import staged_dir
-from edgewise.data.corpus_base import CORPORA, GENRES, Corpus, _unwrap, prose_paragraphs, write_prose  # noqa: F401
+from edgewise.data.corpus_base import CORPORA, Corpus, _unwrap
 # The documentation and dictionary corpora register themselves on import.
 from edgewise.data import corpora_dicts, corpora_docs  # noqa: F401
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from edgewise.data.corpora import CORPORA, GENRES, KEYBOARD_V4_CORPORA, training_texts
+from edgewise.data.corpora import CORPORA, KEYBOARD_V4_CORPORA, training_texts
+from edgewise.data.corpus_base import GENRES
 from edgewise.errors import EdgewiseError
 
 OVERLAP_WORDS = 12

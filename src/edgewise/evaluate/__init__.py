@@ -8,12 +8,7 @@ Kinds: perplexity, nextword, choice, generate (decoders); retrieval, classify (e
 one outcome per item (`per_item = True`): their file formats are in docs/tasks.md.
 """
 
+# Task kinds register on import; TASKS imports them (edgewise.plugins) on its first lookup.
 from edgewise.evaluate.base import TASKS, Task, check_model_fits, parse_task, relative_drop
-
-# Built-in task kinds register on import.
-from edgewise.evaluate import accuracy as _accuracy  # noqa: E402,F401
-from edgewise.evaluate import embedding as _embedding  # noqa: E402,F401
-from edgewise.evaluate import lm as _lm  # noqa: E402,F401
-from edgewise.evaluate import lmeval as _lmeval  # noqa: E402,F401  (lm-eval itself loads on first use)
 
 __all__ = ["TASKS", "Task", "parse_task", "check_model_fits", "relative_drop"]

@@ -27,10 +27,11 @@ import numpy as np
 
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate.answers import ChoiceItem, TaskItem, score
-from edgewise.evaluate.base import TASKS, log_softmax
+from edgewise.evaluate.base import TASKS
 from edgewise.evaluate.defaults import DEMO_CHOICE_TASK, packaged_task
 from edgewise.evaluate.task_files import choice_items, detect, generation_items
 from edgewise.models.source import CAUSAL_LM
+from edgewise.numerics import log_softmax
 from edgewise.progress import Progress
 from edgewise.runtime.api import generate, text_model
 from edgewise.runtime.backend import LoadedModel

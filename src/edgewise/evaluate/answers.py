@@ -111,6 +111,17 @@ def final_number(answer: str) -> str | None:
     return canonical_number(m.group(1))
 
 
+def final_answer(item: TaskItem, answer: str) -> str | None:
+    """What the answer commits to under the item's rule: the letter (choice), the number (number), else the
+    normalised text. None when a choice or number answer commits to nothing. Answer consistency compares these:
+    two answers with the same final answer score the same under every rule but `regex`."""
+    if item.kind == "choice":
+        return chosen_letter(answer, len(item.options), item.options)
+    if item.kind == "number":
+        return final_number(answer)
+    return normalize(answer)
+
+
 def score(item: TaskItem, answer: str) -> float:
     """1.0 when the answer is right by the item's rule, else 0.0."""
     if item.kind == "choice":

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from edgewise.errors import EdgewiseError
 from edgewise.models.source import CAUSAL_LM, ENCODER
 from edgewise.registry import Registry
@@ -61,9 +59,3 @@ def relative_drop(task: Task, value: float, reference: float) -> float:
         return 0.0 if value == reference else float("inf")
     d = (reference - value) / abs(reference) if task.higher_is_better else (value - reference) / abs(reference)
     return float(d)
-
-
-def log_softmax(x: np.ndarray, dtype=np.float32) -> np.ndarray:
-    x = np.asarray(x, dtype)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))

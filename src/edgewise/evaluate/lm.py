@@ -11,8 +11,9 @@ import numpy as np
 
 from edgewise.data.readers import read_text
 from edgewise.errors import EdgewiseError
-from edgewise.evaluate.base import TASKS, log_softmax
+from edgewise.evaluate.base import TASKS
 from edgewise.models.source import CAUSAL_LM
+from edgewise.numerics import kl_divergence, log_softmax
 from edgewise.runtime.api import forward_logits
 from edgewise.runtime.backend import LoadedModel
 
@@ -115,7 +116,7 @@ class PerplexityTask(_LMTask):
         nll, kld, same = [], [], []
         for _, lp, rlp, rtop, tgt in self._passes(model, ref):
             nll.append(-lp[np.arange(len(tgt)), tgt])
-            kld.append((np.exp(rlp) * (rlp - lp)).sum(-1))
+            kld.append(kl_divergence(rlp, lp))
             same.append(lp.argmax(-1) == rtop)
         nll_a, kld_a = np.concatenate(nll), np.maximum(np.concatenate(kld), 0.0)
         return {

@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from edgewise.errors import EdgewiseError
-from edgewise.evaluate.base import TASKS, log_softmax
+from edgewise.evaluate.base import TASKS
 from edgewise.models.packaged import DEFAULT_MODEL
 from edgewise.models.source import CAUSAL_LM
+from edgewise.numerics import log_softmax
 from edgewise.progress import Progress
 from edgewise.runtime.api import forward_logits, generate, text_model
 from edgewise.runtime.backend import PRECISIONS, LoadedModel

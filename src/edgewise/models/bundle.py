@@ -15,8 +15,8 @@ from pathlib import Path
 
 from edgewise.errors import EdgewiseError
 from edgewise.home import sha256_file
-from edgewise.models.files import resolve_bundle, resolve_path  # noqa: F401  (resolve_bundle: re-exported)
-from edgewise.models.manifest import FORMAT, VERSION, read_manifest, verify_bundle  # noqa: F401  (re-exported)
+from edgewise.models.files import resolve_path
+from edgewise.models.manifest import FORMAT, VERSION
 from edgewise.staging import staged_dir
 
 

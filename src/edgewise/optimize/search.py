@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 from edgewise.compress import CompressContext, parse_method, quantize
-from edgewise.compress.configs import Fp32, config_dict
+from edgewise.compress.configs import config_dict
+from edgewise.compress.methods.baselines import Fp32
 from edgewise.compress.prune import Structured, parse_prune, prune
 from edgewise.compress.prune.llama import pruned_param_count
 from edgewise.compress.registry import names_where

@@ -6,7 +6,13 @@ model's identity, the messages and the generation settings:
   re-quantized or replaced model never reuses old answers;
 - a cloud model by the hash of its weights when the caller knows it (our benchmark serves a GGUF whose
   sha256 is recorded), else by its URL and name.
-SQLite commits each answer as it comes, so an interrupted run keeps everything it had paid for.
+SQLite commits each answer as it comes, so an interrupted run keeps everything it had paid for. Each answer keeps
+the seconds it took, so a signal's cost in edge time is known on a rerun that generates nothing.
+
+Sampled answers (answer consistency: the edge answers k more times at a temperature) are cached the same way, with
+the temperature and the seed in the key; the seeds are fixed, so a rerun asks for, and finds, the same samples.
+
+`answer_items` turns both models' answers into scored `EvalRow`s, the input of edgewise.route.evaluation.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import hashlib
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
 from edgewise.errors import EdgewiseError
+from edgewise.evaluate.answers import TaskItem, final_answer, score
 from edgewise.home import content_hash, edgewise_home
+from edgewise.progress import Progress
 from edgewise.route.cloud import CloudClient, CloudConfig, CloudError
 
 
@@ -29,13 +38,34 @@ class Answer:
     text: str
     logprobs: tuple[float, ...] = ()  # per generated token; empty when the model gave none
     error: str | None = None  # the request failed (the answer then scores 0 and is not cached)
+    seconds: float | None = None  # wall time of the call that made it (None: cached before times were kept)
 
 
 class Answerer(Protocol):
+    """Greedy answers. An answerer that can also sample has `sample(prompt, max_tokens, temperature, seed)`
+    (found with hasattr): only those give the answer-consistency signal."""
+
     key: str  # the model's identity in the cache
     name: str  # for progress and reports
 
     def __call__(self, prompt: str, max_tokens: int) -> Answer: ...
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """Answer consistency: k sampled answers at `temperature`, seeds seed, seed+1, ... (k = 0: off)."""
+
+    k: int = 4
+    temperature: float = 0.7
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 0:
+            raise EdgewiseError(f"consistency samples k must be an integer >= 0 (0 turns it off), got {self.k!r}")
+        if not 0.0 < float(self.temperature) <= 2.0:
+            raise EdgewiseError(f"consistency temperature must be in (0, 2], e.g. 0.7, got {self.temperature!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise EdgewiseError(f"consistency seed must be an integer, got {self.seed!r}")
 
 
 class AnswerCache:
@@ -62,12 +92,12 @@ class AnswerCache:
         if row is None:
             return None
         v = json.loads(row[0])
-        return Answer(v["text"], tuple(v.get("logprobs", ())))
+        return Answer(v["text"], tuple(v.get("logprobs", ())), seconds=v.get("seconds"))
 
     def put(self, key: str, answer: Answer) -> None:
         if answer.error is not None:
             return  # a failure is retried on the next run, never remembered
-        value = json.dumps({"text": answer.text, "logprobs": list(answer.logprobs)})
+        value = json.dumps({"text": answer.text, "logprobs": list(answer.logprobs), "seconds": answer.seconds})
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO answers (key, value) VALUES (?, ?)", (key, value))
             self._db.commit()
@@ -79,14 +109,30 @@ class AnswerCache:
     def close(self) -> None:
         self._db.close()
 
-    def answer(self, who: Answerer, prompt: str, max_tokens: int) -> tuple[Answer, bool]:
-        """(answer, came from the cache)."""
-        k = self.key(who.key, prompt, {"max_tokens": max_tokens, "temperature": 0.0})
+    def answer(self, who: Answerer, prompt: str, max_tokens: int, temperature: float = 0.0,
+               seed: int | None = None) -> tuple[Answer, bool]:
+        """(answer, came from the cache). temperature 0 is the greedy answer; above 0, a sample drawn with `seed`
+        from `who.sample`."""
+        settings = {"max_tokens": max_tokens, "temperature": float(temperature)}
+        if temperature > 0:  # greedy keys stay as they were, so older caches keep their answers
+            if not hasattr(who, "sample"):
+                raise EdgewiseError(f"{who.name} cannot sample: answer consistency needs an edge model run by Edgewise")
+            settings["seed"] = seed
+        k = self.key(who.key, prompt, settings)
         if (hit := self.get(k)) is not None:
             return hit, True
-        a = who(prompt, max_tokens)
+        t0 = time.perf_counter()
+        a = who(prompt, max_tokens) if temperature <= 0 else who.sample(prompt, max_tokens, temperature, seed)
+        if a.seconds is None:
+            a = replace(a, seconds=time.perf_counter() - t0)
         self.put(k, a)
         return a, False
+
+    def samples(self, who: Answerer, prompt: str, max_tokens: int,
+                cfg: ConsistencyConfig) -> tuple[list[Answer], int]:
+        """(the k sampled answers, how many were generated now rather than read from the cache)."""
+        got = [self.answer(who, prompt, max_tokens, cfg.temperature, cfg.seed + j) for j in range(cfg.k)]
+        return [a for a, _ in got], sum(not hit for _, hit in got)
 
 
 class EdgeAnswerer:
@@ -100,9 +146,13 @@ class EdgeAnswerer:
         self.name = f"{ref} ({self.lm.backend} {self.lm.precision})"
 
     def __call__(self, prompt: str, max_tokens: int) -> Answer:
+        return self.sample(prompt, max_tokens, 0.0, None)
+
+    def sample(self, prompt: str, max_tokens: int, temperature: float, seed: int | None) -> Answer:
         from edgewise.runtime import GenerationConfig, generate
 
-        r = generate(self.lm, prompt, GenerationConfig(max_tokens=max_tokens, temperature=0.0), chat=True)
+        cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        r = generate(self.lm, prompt, cfg, chat=True)
         return Answer(r.text, tuple(float(x) for x in r.logprobs))
 
 
@@ -124,3 +174,75 @@ class CloudAnswerer:
         except CloudError as e:
             return Answer("", (), f"{e.kind}: {e}")
         return Answer(a.text)
+
+
+# --- scored rows ------------------------------------------------------------------------------
+
+FOLDS = 5  # route eval's cross-validation folds
+
+
+@dataclass
+class EvalRow:
+    family: str
+    id: str
+    prompt: str
+    edge_answer: str
+    edge_logprobs: list[float]
+    edge_quality: float
+    cloud_answer: str
+    cloud_quality: float
+    error: str | None = None  # a model failed on this item (the row is left out of the metrics)
+    consistency: float | None = None  # share of sampled answers with the greedy answer's final answer
+    edge_seconds: float | None = None  # the greedy answer's edge time (None: cached before times were kept)
+    sample_seconds: float | None = None  # the k samples' edge time together
+    edge_samples: list[str] = field(default_factory=list)
+
+    @property
+    def calibration(self) -> bool:
+        """The half this row belongs to: fixed by its id, the same on every run."""
+        return hashlib.sha256(f"split:{self.id}".encode()).digest()[0] % 2 == 0
+
+    @property
+    def fold(self) -> int:
+        """Its fold of the 5-fold cross-validation, fixed by its id like the half."""
+        return hashlib.sha256(f"fold:{self.id}".encode()).digest()[0] % FOLDS
+
+
+def agreement(item: TaskItem, greedy: str, samples: list[str]) -> float:
+    """Share of the samples whose final answer is the greedy one's. A greedy answer that commits to nothing (no
+    letter, no number) scores 0: agreeing on no answer is no reason to trust it."""
+    g = final_answer(item, greedy)
+    if g is None or not samples:
+        return 0.0
+    return sum(final_answer(item, s) == g for s in samples) / len(samples)
+
+
+def answer_items(items: list[TaskItem], edge: Answerer, cloud: Answerer, cache: AnswerCache,
+                 progress: Progress | None = None,
+                 consistency: ConsistencyConfig | None = ConsistencyConfig()) -> list[EvalRow]:
+    """Both models' scored answers to every item, in item order (cached answers cost nothing). The edge answers
+    all items first (with its consistency samples when it can sample and k > 0), then the cloud: on a small
+    machine the two never compete for the cores."""
+    progress = progress or Progress()
+    sampling = consistency is not None and consistency.k > 0 and hasattr(edge, "sample")
+    got, samples = {}, {}
+    for who, label in ((edge, "edge"), (cloud, "cloud")):
+        extra = f", +{consistency.k} samples at T={consistency.temperature:g}" if sampling and who is edge else ""
+        progress.stage(f"{label} answers ({who.name}{extra})", len(items))
+        for it in items:
+            progress.step(it.family)
+            got[label, it.id] = cache.answer(who, it.prompt, it.max_tokens)[0]
+            if sampling and who is edge:
+                samples[it.id] = cache.samples(edge, it.prompt, it.max_tokens, consistency)[0]
+    progress.done()
+    rows = []
+    for it in items:
+        e, c = got["edge", it.id], got["cloud", it.id]
+        err = "; ".join(f"{k} {a.error}" for k, a in (("edge", e), ("cloud", c)) if a.error) or None
+        s = [a.text for a in samples.get(it.id, [])]
+        secs = [a.seconds for a in samples.get(it.id, [])]
+        rows.append(EvalRow(it.family, it.id, it.prompt, e.text, list(e.logprobs), score(it, e.text),
+                            c.text, score(it, c.text), err,
+                            consistency=agreement(it, e.text, s) if s else None, edge_seconds=e.seconds,
+                            sample_seconds=sum(secs) if s and None not in secs else None, edge_samples=s))
+    return rows

@@ -225,7 +225,7 @@ def _toml_value(v) -> str:
 
 
 def policy_toml(choice: Choice, m: Metrics, *, source: str, method: str, scorer: str | None, data: str,
-                target: float, n: int, bins: int) -> str:
+                target: float, n: int, bins: int, by: str = "edgewise route calibrate") -> str:
     conf = {"source": source, "threshold": choice.threshold}
     if source == "logprobs":
         conf["method"] = method
@@ -236,7 +236,7 @@ def policy_toml(choice: Choice, m: Metrics, *, source: str, method: str, scorer:
              "edge_quality": round(m.weak, 6), "cloud_quality": round(m.strong, 6), "bins": bins,
              "apgr": m.apgr, "cpt50_pct": m.cpt50, "cpt80_pct": m.cpt80}
     lines = [
-        "# Routing policy written by `edgewise route calibrate`.",
+        f"# Routing policy written by `{by}`; load it with `edgewise serve --policy FILE`.",
         f"# At {target:g} of cloud-only quality the router escalates {choice.share:.1%} of requests.",
         "",
         "[router]",

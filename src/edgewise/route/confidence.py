@@ -5,8 +5,8 @@
    otherwise fluent answer barely moves it (arXiv 2404.10136), while quantiles of the per-token
    probabilities track the weakest part of the answer. Default: p10.
 2. From the prompt alone, before generating (RouteLLM-style): logistic regression on a sentence
-   embedding, trained on (embedding, edge_was_good) pairs from the user's own traffic. No cloud
-   key is needed to decide.
+   embedding, trained on (embedding, edge_was_good) pairs from the user's own traffic, or the k
+   nearest labelled prompts (KnnScorer). No cloud key is needed to decide.
 """
 
 from __future__ import annotations
@@ -130,6 +130,28 @@ class LogisticScorer:
             return cls(z["w"], float(z["b"]), z["mu"], z["sd"], json.loads(str(z["meta"])))
 
 
+class KnnScorer:
+    """P(edge answer is good | prompt) as the share of the k most cosine-similar labelled prompts where it was
+    (RouteLLM's similarity-weighted family, unweighted). Query-only: it needs no edge answer."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, k: int):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or len(X) != len(y) or len(X) < 1:
+            raise EdgewiseError("need at least 1 (embedding, label) pair with one embedding row per label")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise EdgewiseError(f"kNN needs k >= 1 neighbours, got {k!r}")
+        self.X, self.y, self.k = _unit(X), np.asarray(y, dtype=np.float64), min(k, len(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        sim = _unit(np.asarray(X, dtype=np.float64)) @ self.X.T  # (N, M) cosine similarities
+        near = np.argpartition(-sim, self.k - 1, axis=1)[:, :self.k]  # the k most similar, in any order
+        return self.y[near].mean(1)
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
 class PromptScorer:
     """A LogisticScorer plus the embedding it was trained on: score(prompt) -> P(edge good).
     A combined scorer (meta features "embed+logprobs", written by `edgewise route eval`) also reads the
@@ -205,6 +227,9 @@ EMBEDDERS: dict[str, Callable[[], EmbedFn]] = {"hash": lambda: hash_embed, "mini
 def load_prompt_scorer(path: str | Path, embed_fn: EmbedFn | None = None) -> PromptScorer:
     """Load a scorer saved by `edgewise route train-scorer`; the embedding is the one it was trained on."""
     model = LogisticScorer.load(path)
+    if "consistency" in str(model.meta.get("features", "")):
+        raise EdgewiseError(f"scorer {path} reads answer consistency (k sampled edge answers), which the router does "
+                            "not compute: use a prompt or combined scorer from a route eval run without consistency")
     if embed_fn is None:
         name = model.meta.get("embed", "hash")
         if name not in EMBEDDERS:

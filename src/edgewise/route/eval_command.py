@@ -14,8 +14,9 @@ from edgewise.errors import EdgewiseError
 from edgewise.evaluate.task_files import load_task
 from edgewise.progress import Progress
 from edgewise.route import calibrate as cal
-from edgewise.route.answers import AnswerCache, Answerer, CloudAnswerer, EdgeAnswerer
+from edgewise.route.answers import AnswerCache, Answerer, CloudAnswerer, ConsistencyConfig, EdgeAnswerer
 from edgewise.route.confidence import EMBEDDERS, LogisticScorer
+from edgewise.route.eval_table import markdown_table
 from edgewise.route.evaluation import LEARNED_SIGNALS, EvalRow, answer_items, evaluate, routing_data
 
 # --- outputs ---------------------------------------------------------------------------------
@@ -37,7 +38,7 @@ def policy_for(report: dict, out: Path) -> str:
                     fam["apgr"], fam["cpt50"], fam["cpt80"])
     return cal.policy_toml(choice, m, source=source, method=sig if source == "logprobs" else cal.DEFAULT_METHOD,
                            scorer=scorer, data="route eval (held-out figures)", target=report["target"],
-                           n=report["held_out_rows"], bins=10)
+                           n=report["held_out_rows"], bins=10, by="edgewise route eval")
 
 
 def plot(report: dict, path: str | Path) -> Path:
@@ -134,8 +135,11 @@ class RouteEvalConfig:
     cloud_key_env: str | None = None
     cloud_deadline_s: float = 300.0
     calibrate_out: Path | None = None
+    samples: int = 4  # answer consistency: extra sampled edge answers per item (0: off, the signal is left out)
+    sample_temperature: float = 0.7
 
     def __post_init__(self):
+        ConsistencyConfig(self.samples, self.sample_temperature)  # checks both, one-line errors
         if not self.tasks:
             raise EdgewiseError("route eval needs at least one --task KIND:FILE")
         if self.embed not in ("minilm", "hash", "none"):
@@ -156,7 +160,8 @@ def run_route_eval(cfg: RouteEvalConfig, progress: Progress | None = None, *, ed
         edge = edge or EdgeAnswerer(cfg.edge, cfg.backend, cfg.precision, cfg.threads)
         cloud = cloud or CloudAnswerer(cfg.cloud_url, cfg.cloud_model, model_hash=cfg.cloud_model_hash,
                                        deadline_s=cfg.cloud_deadline_s, key_env=cfg.cloud_key_env)
-        rows = answer_items(items, edge, cloud, cache, progress)
+        rows = answer_items(items, edge, cloud, cache, progress,
+                            ConsistencyConfig(cfg.samples, cfg.sample_temperature) if cfg.samples else None)
     finally:
         cache.close()
     embed_fn = None if cfg.embed == "none" else EMBEDDERS[cfg.embed]()
@@ -171,4 +176,6 @@ def run_route_eval(cfg: RouteEvalConfig, progress: Progress | None = None, *, ed
                        tasks=list(cfg.tasks), limit=cfg.limit, seed=cfg.seed, embed=cfg.embed)
     files["report"] = cfg.out / "route-eval.json"
     files["report"].write_text(json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
+    files["table"] = cfg.out / "route-eval.md"
+    files["table"].write_text(markdown_table(data) + "\n")
     return data, files

@@ -16,6 +16,7 @@ import re
 from typing import Iterable
 
 from edgewise.errors import EdgewiseError
+from edgewise.route import pii_tagger
 # The registry lives in pii_base so detectors can register without importing this module; re-exported here.
 from edgewise.route.pii_base import (  # noqa: F401
     DETECTORS, FUZZY, LABELS, PRIORITY, Detector, Entity, available_kinds, register_detector,
@@ -174,10 +175,3 @@ class StreamRestorer:
         out, self._held = restore(self._held, self.mapping), ""
         return out
 
-
-# Built-in detectors register on import (after everything above exists: they import this module).
-from edgewise.route import pii_patterns  # noqa: E402,F401
-from edgewise.route.pii_patterns import IBAN_LENGTHS, iban_ok, luhn_ok  # noqa: E402,F401
-from edgewise.route import pii_tagger  # noqa: E402
-
-pii_tagger.register_default()

@@ -167,7 +167,8 @@ class Router:
         v = box["v"]
         return v if hasattr(v, "text") else CloudAnswer(text=str(v))
 
-    def _cloud_failed(self, e: BaseException) -> str:
+    def cloud_failed(self, e: BaseException) -> str:
+        """Report a failed cloud call to the breaker; returns the reason's words for it."""
         if self.breaker is not None:
             if isinstance(e, CloudError) and not e.health_failure:
                 self.breaker.record_success()  # the link works; this request was the problem
@@ -199,17 +200,18 @@ class Router:
                     answer = restore(cloud_answer.text, ctx.mapping)
                     reason = reason + ("; PII redacted for the cloud" if ctx.mapping else "")
                 except Exception as e:  # noqa: BLE001 - any cloud failure degrades to the edge
-                    reason, degraded = f"{reason}; {self._cloud_failed(e)}", True
+                    reason, degraded = f"{reason}; {self.cloud_failed(e)}", True
                 cloud_s = timing.get("cloud_s", 0.0)
         if answer is None:
             answer = ctx.edge().text
             answered_by = DEGRADED if degraded else EDGE
         else:
             answered_by = CLOUD
-        return self._finish(ctx, t0, answer, answered_by, reason, cloud_s, cloud_answer, request_id)
+        return self.finish(ctx, t0, answer, answered_by, reason, cloud_s, cloud_answer, request_id)
 
-    def _finish(self, ctx: RouteContext, t0: float, text: str, answered_by: str, reason: str, cloud_s: float,
-                cloud_answer, request_id: str | None) -> RouteResult:
+    def finish(self, ctx: RouteContext, t0: float, text: str, answered_by: str, reason: str, cloud_s: float,
+               cloud_answer, request_id: str | None) -> RouteResult:
+        """Record an answered request (policies' `record`, counters, the decision log) and return its result."""
         total = self.clock() - t0
         lat = {"total": total * 1e3, "edge": ctx.edge_s * 1e3, "cloud": cloud_s * 1e3,
                "overhead": max(0.0, total - ctx.edge_s - cloud_s) * 1e3}
@@ -241,16 +243,20 @@ class Router:
 
     def open_stream(self, request: Request, edge_fn: Callable[[Request], Any],
                     cloud_stream_fn: Callable | None = None, deadline_s: float | None = None,
-                    request_id: str | None = None, cloud_params: dict | None = None) -> RouteStream:
+                    request_id: str | None = None, cloud_params: dict | None = None, *,
+                    edge_stream_fn: Callable[..., Any] | None = None) -> RouteStream:
         """Decide, and if escalating wait for the cloud's first delta, so that `answered_by` is
         known before the first byte goes out (it belongs in a header). Iterate the result for
         text deltas (a CloudClient's carry their log-probs unless the prompt was redacted); `.result`
-        holds the final RouteResult once iteration ends."""
+        holds the final RouteResult once iteration ends.
+        edge_stream_fn(request, on_step=, cancel=) is edge_fn that also streams (runtime.generate's keywords):
+        when given, an edge answer that no policy had to read streams token by token."""
         t0 = self.clock()
         deadline = t0 + (deadline_s if deadline_s is not None else self.config.deadline_s)
         fn = cloud_stream_fn or self.cloud_stream_fn
-        ctx, reason, degraded = self._open(request, edge_fn, fn)
-        s = RouteStream(self, ctx, t0, request_id)
+        s = RouteStream(self, t0, request_id, edge_fn, edge_stream_fn)
+        ctx, reason, degraded = self._open(request, s.edge_answer, fn)
+        s.ctx = ctx
         if ctx.target == CLOUD:
             budget, reason, refused = self._cloud_gate(ctx, deadline, reason)
             if refused:
@@ -262,10 +268,10 @@ class Router:
                     it = iter(fn(ctx.cloud_request, budget, **(cloud_params or {})))
                     first = next(it, None)
                 except Exception as e:  # noqa: BLE001
-                    reason, degraded = f"{reason}; {self._cloud_failed(e)}", True
+                    reason, degraded = f"{reason}; {self.cloud_failed(e)}", True
                 else:
-                    s._cloud(it, first, c0, reason + ("; PII redacted for the cloud" if ctx.mapping else ""))
+                    s.use_cloud(it, first, c0, reason + ("; PII redacted for the cloud" if ctx.mapping else ""))
                     return s
                 s.cloud_s = self.clock() - c0
-        s._edge(DEGRADED if degraded else EDGE, reason)
+        s.use_edge(DEGRADED if degraded else EDGE, reason)
         return s

@@ -8,21 +8,12 @@ from edgewise.errors import EdgewiseError
 from edgewise.models import ModelSource
 from edgewise.models import load as load_source
 from edgewise.runtime.api import embed, forward_logits, generate, generate_step, prompt_ids, stream_generate
+# Backends register on import; BACKENDS imports them (edgewise.plugins) on its first lookup.
 from edgewise.runtime.backend import BACKENDS, PRECISIONS, LoadedModel
 from edgewise.runtime.sampling import make_logits_processors, make_sampler
 from edgewise.runtime.session import TrackedSession
 from edgewise.runtime.tokenizer import Tokenizer
 from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
-
-# Built-in backends register themselves on import; optional engines import their library lazily.
-from edgewise.runtime import ort_backend as _ort  # noqa: E402,F401
-from edgewise.runtime import torch_backend as _torch  # noqa: E402,F401
-
-for _optional in ("llamacpp_backend", "litert_backend"):
-    try:
-        __import__(f"edgewise.runtime.{_optional}")
-    except ImportError:
-        pass
 
 DEFAULT_BACKEND = "ort"
 

@@ -12,22 +12,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+# log_softmax is read from here by api.py; both live in edgewise.numerics, their one home.
+from edgewise.numerics import log_softmax, token_logprob  # noqa: F401
+
 Sampler = Callable[[np.ndarray], int]
 LogitsProcessor = Callable[[Sequence[int], np.ndarray], np.ndarray]
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    x = logits.astype(np.float64, copy=False)
-    m = x.max()
-    return x - (m + np.log(np.exp(x - m).sum()))
-
-
-def token_logprob(logits: np.ndarray, tok: int) -> float:
-    """log softmax(logits)[tok], without building the whole (V,) float64 array: on a 49k vocabulary that array cost
-    about half a millisecond per generated token, a few percent of a small model's decode step."""
-    x = np.asarray(logits, dtype=np.float32)
-    m = float(x.max())
-    return float(x[tok]) - m - float(np.log(np.exp(x - m).sum(dtype=np.float64)))
 
 
 def _choose(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rng: np.random.Generator) -> int:
@@ -108,7 +97,6 @@ def samplers_for(cfg) -> tuple[Sampler, list[LogitsProcessor]]:
 def sample(logits: np.ndarray, cfg, rng: np.random.Generator) -> tuple[int, float]:
     """Pick one token with `cfg`'s settings and the caller's generator; return it with its log-probability under
     the unmodified model distribution. (The generation loop builds a sampler once instead: make_sampler.)"""
-    logprobs = log_softmax(logits)
     tok = int(np.argmax(logits)) if cfg.temperature == 0.0 else _choose(logits, cfg.temperature, cfg.top_k, cfg.top_p,
                                                                          rng)
-    return tok, float(logprobs[tok])
+    return tok, token_logprob(logits, tok)

@@ -46,11 +46,13 @@ async def chat(request: Request):
     if req.sampling.stream:
         route_stream = None
         if state.router is not None:
-            # Decide before the first byte: who answers goes in the response headers.
+            # Decide before the first byte: who answers goes in the response headers. An edge answer that no policy
+            # had to read streams token by token (docs/routing.md, "Streaming behind the router").
             try:
                 route_stream = await state.run_in_pool(
                     lambda: state.router.open_stream(req.messages, lambda _r: job.edge(), request_id=job.id,
-                                                     cloud_params=cloud_params(req)))
+                                                     cloud_params=cloud_params(req),
+                                                     edge_stream_fn=lambda _r, **kw: job.edge(**kw)))
             except BaseException:
                 state.gate.release()
                 raise
@@ -118,18 +120,16 @@ class _ChatJob:
                 last = self.edge(cancel, on_step=lambda r: emit(r.text))
                 finish = last.finish_reason
             else:
-                it = iter(route_stream)
                 try:
-                    for piece in it:
+                    for piece in route_stream:
                         if cancel.is_set():
-                            self.state.metrics.add("cancelled")
                             break
                         emit(piece)
                 finally:
-                    it.close()  # closes the cloud stream too when the client left
-                    if route_stream.result is None:
-                        route_stream.close()
+                    route_stream.close()  # when the client left: stops the edge or closes the cloud stream; records
                 res = route_stream.result
+                if cancel.is_set() and not (res.edge is not None and res.edge.finish_reason == "cancelled"):
+                    self.state.metrics.add("cancelled")  # a stopped edge generation counted itself
                 route_info.update(res.route_info())
                 last = res.edge
                 finish = last.finish_reason if last is not None and res.answered_by != "cloud" else "stop"

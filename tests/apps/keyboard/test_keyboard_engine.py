@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgewise.apps.keyboard import KeyboardConfig, KeyboardEngine
-from edgewise.apps.keyboard.engine import log_softmax
 from edgewise.errors import EdgewiseError
+from edgewise.numerics import log_softmax
 
 WORD = re.compile(r"[^\W_][\w']*")
 FRANCE = "What is the capital of France? The capital of France is "

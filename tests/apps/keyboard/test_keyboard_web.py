@@ -69,7 +69,8 @@ def served(web_engine):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_page_in_headless_chromium(served, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="needs the test extra's playwright: pip install -e '.[test]'")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

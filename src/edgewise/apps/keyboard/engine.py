@@ -21,13 +21,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgewise.apps.keyboard.count_model import CountModel
 from edgewise.apps.keyboard.ngram import NgramModel
 from edgewise.apps.keyboard.personal import PersonalStore, history_words
-from edgewise.apps.keyboard.search import (RELATIVE_FLOOR, ContextState, Expansion, WordSearch, expansion,
-                                           log_softmax)
+from edgewise.apps.keyboard.search import RELATIVE_FLOOR, ContextState, Expansion, WordSearch, expansion
 from edgewise.apps.keyboard.text import Split, apply_case, split_context
 from edgewise.apps.keyboard.vocab import TokenIndex
 from edgewise.errors import EdgewiseError
+from edgewise.numerics import log_softmax
 from edgewise.runtime import load_model
 from edgewise.runtime.api import text_model
 from edgewise.runtime.backend import LoadedModel
@@ -96,7 +97,7 @@ class Suggestions:
 
 class KeyboardEngine:
     def __init__(self, model: LoadedModel, config: KeyboardConfig | None = None,
-                 personal: PersonalStore | None = None, ngram: NgramModel | None = None):
+                 personal: PersonalStore | None = None, ngram: CountModel | None = None):
         if text_model(model, "any").decoder is None:
             raise EdgewiseError(f"{model.name} is an encoder: the keyboard needs a causal language model")
         self.model = model
@@ -358,7 +359,7 @@ def load_keyboard(model: str | None = None, backend: str = "ort", precision: str
     return KeyboardEngine(lm, config, personal, counts)
 
 
-def load_count_model(path: str | Path):
+def load_count_model(path: str | Path) -> CountModel:
     """The mixture's second model from a folder: the n-gram (`ngram.json`) or the word-level LM (`word_lm.json`,
     benchmarks/keyboard_word_lm.py's comparison), which answer the same queries."""
     if (Path(path) / "word_lm.json").is_file():

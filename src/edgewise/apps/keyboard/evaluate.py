@@ -17,12 +17,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from edgewise.apps.keyboard.engine import KeyboardEngine
+from edgewise.apps.keyboard.personal import PersonalStore
 from edgewise.apps.keyboard.text import presage_units, trailing_word
+
+# Dev text for tuning the mixture (benchmarks/keyboard_mixture.py, keyboard_word_lm.py): the part of the held-out
+# *Persuasion* after the evaluation slice (characters 60k-90k from Chapter 1) and of the held-out fortune file
+# `wisdom` after its first 40k characters. Neither is in training or in any evaluation slice.
+DEV_SLICES = (("austen", "heldout-persuasion.txt", 60_000, 90_000), ("fortunes", "heldout-wisdom.txt", 40_000, None))
 
 
 @dataclass
@@ -148,3 +155,36 @@ def evaluate(engine: KeyboardEngine, text: str, suggestions: int = 3, learn: boo
         personal_words=engine.personal.total_words if engine.personal is not None else 0,
         elapsed_s=round(time.perf_counter() - t_start, 2),
     )
+
+
+# --- what the keyboard benchmarks share ---------------------------------------------------------
+
+def dev_texts() -> list[str]:
+    """The DEV_SLICES texts, cut at line ends."""
+    from edgewise.data.corpora import corpus_dir
+
+    out = []
+    for corpus, name, start, end in DEV_SLICES:
+        text = (corpus_dir(corpus) / name).read_text()
+        if corpus == "austen":
+            text = text[text.index("Chapter 1"):]
+        a = text.find("\n", start) + 1
+        b = text.rfind("\n", 0, end) + 1 if end else len(text)
+        out.append(text[a:b])
+    return out
+
+
+def eval_paths(names: list[str]) -> dict[str, Path]:
+    """--text values (eval names or files) -> {name: file}, building a named text the first time."""
+    from edgewise.data.eval_texts import keyboard_eval_text
+
+    return {n: (Path(n) if Path(n).is_file() else keyboard_eval_text(n)) for n in names}
+
+
+def bench_row(engine: KeyboardEngine, text_path: Path, learn: bool) -> dict:
+    """One benchmark table row: the file typed with 3 suggestions, from an empty personal store when learning."""
+    engine.personal = PersonalStore(":memory:") if learn else None
+    r = evaluate(engine, text_path.read_text(encoding="utf-8"), suggestions=3, learn=learn)
+    return {"ksr": r.ksr, "kn": r.kn, "words": r.words, "top1": r.top1, "top3": r.top3,
+            "completion_1": r.completion_1, "p50_ms": r.latency_ms["p50"], "p95_ms": r.latency_ms["p95"],
+            "cpu_p95_ms": r.cpu_ms["p95"], "model_bytes": engine.size_bytes()}

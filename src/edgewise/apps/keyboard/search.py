@@ -18,6 +18,7 @@ import numpy as np
 
 from edgewise.apps.keyboard.text import Split
 from edgewise.apps.keyboard.vocab import TokenIndex
+from edgewise.numerics import log_softmax
 
 # log of the discount on a word whose end was not checked by a forward pass: " Satur" may be a fragment,
 # while a checked whole word keeps most of its mass (its end probability is typically 0.8-0.99).
@@ -25,12 +26,6 @@ UNVERIFIED_P = 0.5
 UNVERIFIED = math.log(UNVERIFIED_P)
 # Suggestions this much less likely than the best one are noise ("don'm"), not worth a slot.
 RELATIVE_FLOOR = 1e-3
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    x = np.asarray(logits, dtype=np.float32)
-    m = float(x.max())
-    return x - (m + math.log(float(np.exp(x - m).sum())))
 
 
 @dataclass

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from edgewise.compress.configs import Fp32, TorchFp32
 from edgewise.compress.context import DECODER, CompressContext, QuantResult
+from edgewise.compress.handler import finish, skip_files
 from edgewise.compress.onnx_graph import copy_side_files
 from edgewise.compress.registry import register_handler
-from edgewise.compress.weight_only import _skip_files, finish
 from edgewise.errors import EdgewiseError
 from edgewise.export.cache import cached_build
 from edgewise.export.hf_folder import hf_folder_for
 from edgewise.formats import folder_bytes
+
+
+@dataclass(frozen=True)
+class Fp32:
+    """The full model, exported as is: the reference every variant is measured against."""
+
+    label = "fp32"
+    names = {"fp32": {}}
+    nominal_bits = 32.0
+    weight_only = False
+
+    def describe(self) -> str:
+        return "full precision (fp32), the reference"
+
+
+@dataclass(frozen=True)
+class TorchFp32:
+    """The full model on PyTorch eager: a speed reference (same weights as Fp32)."""
+
+    label = "torch"
+    names = {"torch": {}}
+    nominal_bits = None  # the search ranks quantized ONNX and GGUF recipes, not the eager speed reference
+    weight_only = False
+
+    def describe(self) -> str:
+        return "full precision on PyTorch (speed reference)"
 
 
 @register_handler(Fp32)
@@ -29,7 +55,7 @@ def fp32(cfg: Fp32, ctx: CompressContext, name: str) -> QuantResult:
             shutil.copy(base, out / base.name)
             for f in base.parent.glob(base.name + ".data"):
                 shutil.copy(f, out / f.name)
-            copy_side_files(base.parent, out, _skip_files(ctx))
+            copy_side_files(base.parent, out, skip_files(ctx))
 
         path = cached_build(f"q-{name}", ctx.base_folder(), {"v": 1}, build)
     return finish(ctx, name, cfg, path, t0)

@@ -12,17 +12,70 @@ import json
 import re
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgewise.compress import onnx_graph as og
-from edgewise.compress.configs import Gptq, MixedPrecision, WeightConfig, config_dict
+from edgewise.compress.configs import WeightConfig, config_dict
 from edgewise.compress.context import DECODER, CompressContext, QuantResult
 from edgewise.compress.grid import Grid, rtn
-from edgewise.compress.registry import register_handler
-from edgewise.compress.weight_only import finish, match_plan, rewrite
+from edgewise.compress.handler import finish, match_plan, rewrite
+from edgewise.compress.methods.weight_only import Gptq, Int4WeightOnly
+from edgewise.compress.registry import is_weight_only, names_where, register_handler
+from edgewise.errors import EdgewiseError
+from edgewise.numerics import log_softmax, mean_kl
 
 _LAYER = re.compile(r"layers?[._/](\d+)[./]")
+
+
+def _weight_only_names() -> str:
+    return ", ".join(names_where(lambda t: getattr(t, "weight_only", False) is True))
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """Per-layer precision. `layers` is the one per-layer mechanism: (regex, config) pairs matched against weight
+    names in order, where config None keeps that weight in full precision. Weights no pattern matches get `base`,
+    then, with a `budget_bpw`, the layers that hurt most when quantized alone (measured: KL divergence of the
+    output with only that unit at `base`) move to `high` while the whole model stays within the budget."""
+
+    base: WeightConfig = field(default_factory=Gptq)
+    high: WeightConfig = field(default_factory=lambda: Gptq(bits=8))
+    layers: tuple[tuple[str, WeightConfig | None], ...] = ()
+    budget_bpw: float | None = 5.5
+    unit: str = "block"  # sensitivity granularity: block (one per transformer layer, plus the head) | matmul
+    probe_tokens: int = 128
+    label = "mixed"
+    names = {"mixed": {}}
+    weight_only = False  # it chooses among weight-only configs; it is not one a layer can be given
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple((p, c) for p, c in self.layers))
+        for pattern, cfg in self.layers:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise EdgewiseError(f"bad layer pattern {pattern!r}: {e}") from None
+            if cfg is not None and not is_weight_only(cfg):
+                raise EdgewiseError(f"layer {pattern!r}: use a weight-only config or None (keep full precision)")
+        for cfg in (self.base, self.high):
+            if not is_weight_only(cfg):
+                raise EdgewiseError(f"mixed precision base/high must be weight-only configs ({_weight_only_names()})")
+            if isinstance(cfg, Int4WeightOnly) and cfg.algo != "rtn":
+                raise EdgewiseError("mixed precision supports RTN or GPTQ weights; use algo='rtn'")
+        if self.budget_bpw is not None and not 1.0 < float(self.budget_bpw) <= 32:
+            raise EdgewiseError(f"budget_bpw must be in (1, 32], got {self.budget_bpw!r}")
+        if self.unit not in ("block", "matmul"):
+            raise EdgewiseError(f"unit must be block or matmul, got {self.unit!r}")
+
+    @property
+    def nominal_bits(self) -> float:
+        return float(self.budget_bpw) if self.budget_bpw else float(self.high.nominal_bits)
+
+    def describe(self) -> str:
+        budget = f", most sensitive layers at {self.high.label} within {self.budget_bpw} bpw" if self.budget_bpw else ""
+        return f"mixed: {self.base.describe()}{budget}"
 
 
 def unit_of(w: og.MatMulWeight, unit: str) -> str:
@@ -39,17 +92,9 @@ def group_units(weights: list[og.MatMulWeight], unit: str) -> "OrderedDict[str, 
     return groups
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
 def _divergence(kind: str, ref: np.ndarray, out: np.ndarray) -> float:
     if kind == DECODER:
-        p = _log_softmax(ref[0])
-        q = _log_softmax(out[0])
-        return float((np.exp(p) * (p - q)).sum(-1).mean())
+        return mean_kl(log_softmax(ref[0]), log_softmax(out[0]))
     a, b = ref.mean(1), out.mean(1)  # mean-pooled embeddings of the one probe sequence
     cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
     return float(1.0 - cos.mean())
@@ -142,5 +187,3 @@ def mixed_handler(cfg: MixedPrecision, ctx: CompressContext, name: str) -> Quant
             notes.append("most sensitive: " + ", ".join(f"{u} ({s:.3g})" for u, s in top))
     return finish(ctx, name, cfg, path, t0, notes=notes)
 
-
-__all__ = ["sensitivity", "choose", "group_units", "mixed_handler", "Gptq"]

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 
 from edgewise.compress.context import DECODER, CompressContext, QuantResult
+from edgewise.compress.handler import check_kind, finish
 from edgewise.compress.registry import register_handler
-from edgewise.compress.weight_only import check_kind, finish
 from edgewise.errors import EdgewiseError
 
 
@@ -53,7 +53,7 @@ class GgufTranscode:
 @register_handler(GgufTranscode)
 def gguf_transcode(cfg: GgufTranscode, ctx: CompressContext, name: str) -> QuantResult:
     check_kind(ctx, DECODER, name, "GGUF transcoding is for language models")
-    # transcode_gguf refuses a source that is not a quantized GGUF, before any build. Imported here: the transcoder pulls in onnx and the genai builder, and discovery imports this module often.
+    # transcode_gguf refuses a source that is not a quantized GGUF, before any build. Imported here: the transcoder pulls in onnx and the genai builder, and a registry lookup imports this module often.
     from edgewise.export.gguf_transcode import transcode_gguf
 
     t0 = time.perf_counter()
