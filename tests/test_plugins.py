@@ -97,7 +97,7 @@ import json
 from edgewise import plugins
 from edgewise.compress import METHODS, parse_method, quantize
 from edgewise.evaluate import TASKS, parse_task
-from edgewise.route.pii import DETECTORS
+from edgewise.privacy.base import DETECTORS
 from edgewise.route.policies import POLICIES
 from edgewise.runtime import BACKENDS, load_model
 
@@ -184,15 +184,9 @@ def test_a_builtin_import_error_is_never_hidden(kind, tmp_path, monkeypatch):
             plugins.load(kind)
 
 
-def test_a_builtin_not_written_yet_is_skipped_but_its_own_errors_are_not(kind, tmp_path, monkeypatch):
-    monkeypatch.setitem(plugins.BUILTINS, kind, ("ewtest_builtin_later", "ewtest_builtin_ok:register"))
-    monkeypatch.setattr(plugins, "NOT_YET", {"ewtest_builtin_later"})
+def test_a_module_function_builtin_runs_once(kind, tmp_path, monkeypatch):
+    monkeypatch.setitem(plugins.BUILTINS, kind, ("ewtest_builtin_ok:register",))
     (tmp_path / "ewtest_builtin_ok.py").write_text("CALLS = []\ndef register():\n    CALLS.append(1)\n")
     plugins.load(kind)
     plugins.load(kind)
     assert sys.modules["ewtest_builtin_ok"].CALLS == [1]  # module:function, run once
-    plugins._done.discard(kind)
-    (tmp_path / "ewtest_builtin_later.py").write_text("import ewtest_missing_dependency\n")
-    importlib.invalidate_caches()  # the file is new since the first lookup
-    with pytest.raises(ModuleNotFoundError, match="ewtest_missing_dependency"):
-        plugins.load(kind)

@@ -31,17 +31,14 @@ BUILTINS: dict[str, tuple[str, ...]] = {
                            "edgewise.compress.methods.transcode", "edgewise.compress.methods.llamacpp"),
     "task kind": ("edgewise.evaluate.accuracy", "edgewise.evaluate.embedding", "edgewise.evaluate.lm",
                   "edgewise.evaluate.lmeval"),
-    "PII detector": ("edgewise.route.pii_patterns", "edgewise.route.pii_tagger:register_default"),
+    "PII detector": ("edgewise.privacy.patterns", "edgewise.privacy.tagger:register_default"),
     "routing policy": ("edgewise.route.policies.budget", "edgewise.route.policies.confidence",
                        "edgewise.route.policies.connectivity", "edgewise.route.policies.privacy"),
     # Order is the order of `edgewise --help`.
-    "cli verb": tuple(f"edgewise.cli.{m}" for m in ("run_cmd", "distill_cmd", "serve_cmd", "route_cmd", "devices_cmd",
-                                                    "optimize_cmd", "keyboard_cmd", "prune_cmd", "export_litert_cmd")),
+    "cli verb": tuple(f"edgewise.cli.{m}" for m in ("run_cmd", "distill_cmd", "serve_cmd", "route_cmd", "privacy_cmd",
+                                                    "devices_cmd", "optimize_cmd", "bench_cmd", "keyboard_cmd",
+                                                    "prune_cmd", "export_litert_cmd")),
 }
-# Built-ins another change is adding right now: skipped while the module itself does not exist (an ImportError
-# from inside it still propagates).
-NOT_YET = {"edgewise.runtime.drafts"}
-
 _lock = threading.RLock()
 _done: set[str] = set()  # kinds whose built-ins have all imported
 _busy: set[str] = set()  # kinds loading now: a registry lookup made while their modules import returns at once
@@ -52,12 +49,7 @@ _failed: dict[str, str] = {}  # entry point name -> "Type: message"
 
 def _run(target: str) -> None:
     module, _, fn = target.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if module in NOT_YET and e.name == module:
-            return
-        raise
+    mod = importlib.import_module(module)
     if fn:
         getattr(mod, fn)()
 

@@ -54,12 +54,15 @@ def run(
     stop: list[str] = typer.Option([], "--stop", help="Stop string (repeatable)."),
     raw: bool = typer.Option(False, "--raw", help="Do not apply the chat template."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of streaming."),
+    draft: Optional[str] = typer.Option(None, "--draft", help="Speculative decoding: lookup[:ngram=3,k=8] or "
+                                                              "model:REF[,k=4,precision=...] (docs/speculative.md)."),
 ) -> None:
     """Stream a generation from a local model, fully offline."""
     _quiet_libraries()
     from edgewise.models import TFLITE
     from edgewise.models import load as load_source
     from edgewise.runtime import GenerationConfig, generate, load_model
+    from edgewise.runtime.drafts import load_draft
 
     cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                            seed=seed, stop=tuple(stop))
@@ -68,12 +71,13 @@ def run(
     if not as_json:
         err.print(f"[dim]loading {model} on {backend} ({precision})…[/dim]")
     lm = load_model(source, backend=backend, precision=precision, threads=threads)
+    drafter = load_draft(draft, lm, threads=threads)  # built once, before the clock starts
 
     def show(r) -> None:
         sys.stdout.write(r.text)
         sys.stdout.flush()
 
-    last = generate(lm, prompt, cfg, chat=not raw, on_step=None if as_json else show)
+    last = generate(lm, prompt, cfg, chat=not raw, on_step=None if as_json else show, draft=drafter)
     if as_json:
         print(json.dumps({
             "text": last.text, "tokens": last.generation_tokens, "token_ids": last.token_ids,
@@ -82,12 +86,18 @@ def run(
             "peak_rss_mb": round(last.peak_rss_mb, 1), "finish_reason": last.finish_reason,
             "backend": lm.backend, "precision": lm.precision, "model": lm.name,
             "load_seconds": round(lm.load_seconds, 2),
+            **({"draft": {"spec": draft, **last.draft.as_dict()}} if last.draft is not None else {}),
         }))
     else:
         sys.stdout.write("\n")
         err.print(f"[dim]{last.prompt_tokens} prompt tokens at {last.prompt_tps:.1f} tok/s · "
                   f"{last.generation_tokens} generated at {last.generation_tps:.1f} tok/s · "
                   f"ttft {last.ttft_ms:.0f} ms · peak RSS {last.peak_rss_mb:.0f} MB · {last.finish_reason}[/dim]")
+        if last.draft is not None:
+            d = last.draft
+            err.print(f"[dim]draft {draft}: {d.accepted}/{d.proposed} proposed tokens accepted "
+                      f"({100 * d.acceptance:.0f}%) · {last.generation_tokens / max(d.steps + 1, 1):.2f} tokens per "
+                      f"forward pass · {last.generation_tps:.1f} tok/s[/dim]")
 
 
 @app.command()

@@ -10,8 +10,8 @@ item (edgewise.evaluate.stats).
   no chat template, no BOS;
 - `accuracy`: the option with the highest summed log-prob; `accuracy_norm`: the highest summed log-prob divided by
   the option's length in UTF-8 bytes (lm-eval's acc_norm divides by len() of the text: the same on ASCII);
-- the context runs once per item and its KV cache serves every option: append the option's tokens (all but its
-  last, one at a time, since a session returns the last position's logits), read their log-probs, rewind. The
+- the context runs once per item and its KV cache serves every option: append the option's tokens but its last
+  in one pass (`append_all` returns the logits of every appended position), read their log-probs, rewind. The
   part of the context the previous item shared (a common header, few-shot examples) stays in the cache.
 """
 
@@ -176,11 +176,12 @@ def option_logprobs(model: LoadedModel, ctx: list[int], conts: list[list[int]], 
         first = log_softmax(dec.sync(ctx, min(model.context_length, -(-need // CACHE_ROOM) * CACHE_ROOM)))
         for i, cont in enumerate(conts):
             total = float(first[cont[0]])
-            for prev, tok in zip(cont, cont[1:]):
-                total += float(log_softmax(dec.append([prev]))[tok])
-            out[i] = total
             if len(cont) > 1:
+                # One pass over the option's tokens but its last: row j holds the logits that predict cont[j + 1].
+                rows = log_softmax(dec.append_all(cont[:-1]))
+                total += float(rows[np.arange(len(cont) - 1), cont[1:]].sum())
                 dec.rewind(len(ctx))
+            out[i] = total
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import threading
 import time
+from dataclasses import replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -17,9 +18,11 @@ import numpy as np
 from edgewise.errors import EdgewiseError, PromptTooLongError
 from edgewise.runtime.backend import LoadedModel
 from edgewise.runtime.detokenize import StreamingDetokenizer
+from edgewise.runtime.drafts import load_draft
 from edgewise.runtime.sampling import LogitsProcessor, Sampler, log_softmax, samplers_for, token_logprob
 from edgewise.runtime.session import TrackedSession
-from edgewise.runtime.types import GenerationConfig, GenerationResponse, GenerationResult
+from edgewise.runtime.speculative import speculate
+from edgewise.runtime.types import DraftStats, GenerationConfig, GenerationResponse, GenerationResult
 
 Prompt = str | Sequence[dict] | Sequence[int]
 # KV room for a generation that keeps its cache for the next request is rounded up to this many tokens, so a
@@ -99,7 +102,8 @@ def session_for(model: LoadedModel, session: TrackedSession | None) -> TrackedSe
 
 def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig, reuse_cache: bool = False, *,
                   session: TrackedSession | None = None, sampler: Sampler | None = None,
-                  logits_processors: list[LogitsProcessor] | None = None) -> Iterator[tuple[int, float]]:
+                  logits_processors: list[LogitsProcessor] | None = None, draft=None,
+                  draft_stats: DraftStats | None = None) -> Iterator[tuple[int, float]]:
     """Yield (token, logprob) forever from a prompt; the caller decides when to stop.
 
     The next forward pass runs only when the caller asks for another token, so stopping costs nothing. A `session`
@@ -107,10 +111,12 @@ def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig, reu
     model's own session with reuse_cache; otherwise every prompt runs from an empty cache, as the benchmarks need.
     `sampler` and `logits_processors` default to the ones `cfg` describes (runtime.sampling); the logprob is the
     token's under the unmodified model distribution. The caller holds the session's lock (stream_generate does).
+    With a `draft` (a spec string or an object from runtime.drafts) the tokens come from speculative decoding
+    (runtime.speculative): the same tokens, several per forward pass, counted in `draft_stats`.
     """
     dec = session_for(model, session)
     default_sampler, default_procs = samplers_for(cfg)
-    sampler = sampler or default_sampler
+    custom_sampler, sampler = sampler is not None, sampler or default_sampler
     procs = default_procs if logits_processors is None else logits_processors
     need = len(ids) + cfg.max_tokens
     if reuse_cache or session is not None:
@@ -118,6 +124,10 @@ def generate_step(model: LoadedModel, ids: list[int], cfg: GenerationConfig, reu
     else:
         dec.start(need)
         logits = dec.append(ids)
+    if draft is not None:
+        yield from speculate(dec, ids, logits, cfg, sampler, procs, load_draft(draft, model),
+                             draft_stats if draft_stats is not None else DraftStats(), need, custom_sampler)
+        return
     tokens = list(ids)  # what the processors see: the prompt and every token chosen so far
     while True:
         picked = logits
@@ -142,9 +152,11 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
 
 def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None,
                     chat: bool = True, reuse_cache: bool = False, *, session: TrackedSession | None = None,
-                    sampler: Sampler | None = None,
-                    logits_processors: list[LogitsProcessor] | None = None) -> Iterator[GenerationResponse]:
+                    sampler: Sampler | None = None, logits_processors: list[LogitsProcessor] | None = None,
+                    draft=None) -> Iterator[GenerationResponse]:
     """Stream GenerationResponse objects, one per token (the text delta may be empty while held back).
+    With a `draft` (spec string or runtime.drafts object), tokens arrive several per forward pass and still stream
+    one by one; each response carries the draft's running totals.
 
     Holds the session's lock (the model's lock without a session) while it runs: two sessions of one model stream at
     the same time, in parallel or taking turns per forward pass (`model.parallel_sessions`)."""
@@ -156,6 +168,8 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
         raise EdgewiseError(f"logit_bias names token {cfg.logit_bias[-1][0]}, outside {model.name}'s vocabulary of "
                             f"{model.tokenizer.vocab_size}")
     keeps = reuse_cache or session is not None
+    draft = load_draft(draft, model)  # a bad spec or a foreign tokenizer fails here, before any work
+    stats = DraftStats() if draft is not None else None
     tok = model.tokenizer
     longest_stop = max(map(len, cfg.stop), default=0)
     with dec.lock:
@@ -165,7 +179,7 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
         t_first = prompt_tps = 0.0
         cached = 0
         steps = generate_step(model, ids, cfg, reuse_cache, session=session, sampler=sampler,
-                              logits_processors=logits_processors)
+                              logits_processors=logits_processors, draft=draft, draft_stats=stats)
         for n, (tid, lp) in enumerate(steps, start=1):
             now = time.perf_counter()
             if n == 1:
@@ -195,7 +209,7 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
                 text=delta, token_ids=[tid], logprobs=[lp], prompt_tokens=len(ids), generation_tokens=n,
                 prompt_tps=prompt_tps, generation_tps=(n - 1) / gen_time if n > 1 and gen_time > 0 else 0.0,
                 ttft_ms=(t_first - t0) * 1000.0, peak_rss_mb=rss, finish_reason=finish,
-                cached_tokens=cached,
+                cached_tokens=cached, draft=replace(stats) if stats is not None else None,
             )
             if finish:
                 return
@@ -204,13 +218,13 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
 def generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None, chat: bool = True, *,
              on_step: Callable[[GenerationResponse], None] | None = None, cancel: threading.Event | None = None,
              reuse_cache: bool = False, session: TrackedSession | None = None, sampler: Sampler | None = None,
-             logits_processors: list[LogitsProcessor] | None = None) -> GenerationResult:
+             logits_processors: list[LogitsProcessor] | None = None, draft=None) -> GenerationResult:
     """The whole generation as one result. on_step sees every streamed response (a server forwards its deltas);
     once `cancel` is set the generation stops before its next token and finishes as "cancelled". `session`,
-    `sampler` and `logits_processors` are stream_generate's."""
+    `sampler`, `logits_processors` and `draft` are stream_generate's."""
     parts, ids, lps, last, seen, finish = [], [], [], None, None, None
     steps = stream_generate(model, prompt, cfg, chat=chat, reuse_cache=reuse_cache, session=session, sampler=sampler,
-                            logits_processors=logits_processors)
+                            logits_processors=logits_processors, draft=draft)
     try:
         for r in steps:
             seen = r
@@ -232,6 +246,7 @@ def generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = 
         generation_tps=last.generation_tps if last else 0.0, ttft_ms=stats.ttft_ms, peak_rss_mb=stats.peak_rss_mb,
         finish_reason=finish or last.finish_reason, cached_tokens=stats.cached_tokens,
         extra={"backend": model.backend, "precision": model.precision, "model": model.name},
+        draft=stats.draft,
     )
 
 

@@ -44,6 +44,10 @@ class DecoderSession(Protocol):
     def append(self, ids: list[int]) -> np.ndarray:
         """Run the model over new tokens, extend the KV cache, return the last position's logits (V,)."""
 
+    def append_all(self, ids: list[int]) -> np.ndarray:
+        """Like append, but return the logits (k, V) of all k appended positions, in one pass (optional:
+        TrackedSession falls back to k single appends). Speculative decoding verifies proposals with it."""
+
     def rewind(self, n_tokens: int) -> None:
         """Keep only the first n_tokens of the KV cache (for reusing a shared prefix)."""
 

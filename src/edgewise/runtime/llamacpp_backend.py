@@ -153,7 +153,7 @@ class LlamaCppSession:
         self.llm.reset()
         self._lib.llama_memory_clear(self._lib.llama_get_memory(self.llm.ctx), True)
 
-    def append(self, ids: list[int]) -> np.ndarray:
+    def _check(self, ids: list[int]) -> list[int]:
         if not ids:
             raise EdgewiseError("append needs at least one token id")
         n = self.llm.n_tokens + len(ids)
@@ -162,16 +162,38 @@ class LlamaCppSession:
         bad = [i for i in ids if not 0 <= int(i) < self.n_vocab]
         if bad:
             raise EdgewiseError(f"token id {bad[0]} is outside this model's vocabulary of {self.n_vocab}")
+        return [int(i) for i in ids]
+
+    def _logits_row(self, i: int) -> np.ndarray:
+        ptr = self._lib.llama_get_logits_ith(self.llm.ctx, i)
+        if not ptr:
+            raise RuntimeError(f"llama.cpp returned no logits for output row {i}")
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,)).copy()
+
+    def append(self, ids: list[int]) -> np.ndarray:
         # eval() drops KV entries past n_tokens, decodes in n_batch chunks and asks for logits of
         # each chunk's last token only.
-        self.llm.eval([int(i) for i in ids])
+        self.llm.eval(self._check(ids))
         # Llama.scores stays zero unless logits_all=True (which computes V logits per prompt
         # token); read the last output row from the context instead.
-        ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
-        if not ptr:
-            raise RuntimeError("llama.cpp returned no logits for the last token")
-        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
-                                     shape=(self.n_vocab,)).copy()
+        return self._logits_row(-1)
+
+    def append_all(self, ids: list[int]) -> np.ndarray:
+        """append, with the logits (k, V) of every position: the batch asks llama.cpp for each row's logits, which
+        Llama.eval() only does for a model opened with logits_all (V floats per prompt token, so not ours).
+        Llama-cpp-python has no public call for it; its batch and context objects are private, so a version
+        without them falls back to one append per token."""
+        ids = self._check(ids)
+        llm = self.llm
+        if not (hasattr(llm, "_batch") and hasattr(llm, "_ctx") and len(ids) <= llm.n_batch):
+            return np.stack([self.append([t]) for t in ids])
+        self._lib.llama_memory_seq_rm(self._lib.llama_get_memory(llm.ctx), -1, llm.n_tokens, -1)
+        n_past = llm.n_tokens
+        llm._batch.set_batch(batch=ids, n_past=n_past, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past:n_past + len(ids)] = ids
+        llm.n_tokens = n_past + len(ids)
+        return np.stack([self._logits_row(i) for i in range(len(ids))])
 
     def rewind(self, n_tokens: int) -> None:
         if not 0 <= n_tokens <= self.llm.n_tokens:

@@ -51,6 +51,15 @@ class GenaiDecoder:
         self.gen.append_tokens(np.asarray([ids], dtype=np.int32))
         return np.asarray(self.gen.get_logits())[0, -1].astype(np.float32)
 
+    def append_all(self, ids: list[int]) -> np.ndarray:
+        """append, returning every appended position's logits (k, V): the generator's logits output holds them
+        all after append_tokens, as score() reads them."""
+        self.gen.append_tokens(np.asarray([ids], dtype=np.int32))
+        logits = np.asarray(self.gen.get_output("logits"))[0]
+        if logits.shape[0] != len(ids):
+            raise RuntimeError(f"the graph returned logits for {logits.shape[0]} of {len(ids)} appended positions")
+        return logits.astype(np.float32, copy=False)
+
     def score(self, ids: list[int]) -> np.ndarray:
         """Logits at every position (T, V) in one pass from an empty cache: for perplexity-style evaluation.
         The generator keeps the whole prompt's logits output, so this is the same graph generation runs."""

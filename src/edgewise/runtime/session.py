@@ -67,6 +67,20 @@ class TrackedSession:
             self._ids = known + ids
         return logits
 
+    def append_all(self, ids: list[int]) -> np.ndarray:
+        """Like append, but the logits (k, V) of every appended position: speculative decoding verifies k
+        proposed tokens with one pass. An engine without a one-pass `append_all` appends token by token."""
+        ids = [int(t) for t in ids]
+        known, self._ids = self._ids, None
+        one_pass = getattr(self.engine, "append_all", None)
+        if one_pass is not None:
+            logits = np.asarray(one_pass(ids), np.float32)
+        else:
+            logits = np.stack([self.engine.append([t]) for t in ids]).astype(np.float32)
+        if known is not None:
+            self._ids = known + ids
+        return logits
+
     def rewind(self, n_tokens: int) -> None:
         known, self._ids = self._ids, None
         self.engine.rewind(n_tokens)

@@ -42,14 +42,20 @@ class TorchDecoder:
         self.cache = DynamicCache(config=self.model.config)
         self._n = 0
 
-    def append(self, ids: list[int]) -> np.ndarray:
+    def _forward(self, ids: list[int], keep: int):
         import torch
 
         x = torch.tensor([ids], dtype=torch.long)
         with self._turn, torch.inference_mode():
-            out = self.model(input_ids=x, cache=self.cache, use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=x, cache=self.cache, use_cache=True, logits_to_keep=keep)
         self._n += len(ids)
-        return out.logits[0, -1].float().numpy()
+        return out.logits[0].float().numpy()  # (keep, V)
+
+    def append(self, ids: list[int]) -> np.ndarray:
+        return self._forward(ids, 1)[-1]
+
+    def append_all(self, ids: list[int]) -> np.ndarray:
+        return self._forward(ids, len(ids))
 
     def score(self, ids: list[int]) -> np.ndarray:
         """Logits at every position (T, V) in one pass, no cache: for perplexity-style evaluation."""

@@ -61,6 +61,24 @@ class GenerationConfig:
 
 
 @dataclass
+class DraftStats:
+    """Speculative decoding's running totals: tokens a draft proposed, how many the model accepted, and the
+    verify passes it took (runtime/speculative.py)."""
+
+    proposed: int = 0
+    accepted: int = 0
+    steps: int = 0
+
+    @property
+    def acceptance(self) -> float:
+        return self.accepted / self.proposed if self.proposed else 0.0
+
+    def as_dict(self) -> dict:
+        return {"proposed": self.proposed, "accepted": self.accepted, "steps": self.steps,
+                "acceptance": round(self.acceptance, 4)}
+
+
+@dataclass
 class GenerationResponse:
     """One streamed step. Timing fields are running totals, so the last response is the summary."""
 
@@ -75,6 +93,7 @@ class GenerationResponse:
     peak_rss_mb: float
     finish_reason: str | None = None  # "stop" | "length" | None while streaming
     cached_tokens: int = 0  # prompt tokens whose KV entries were reused, not computed (reuse_cache)
+    draft: DraftStats | None = None  # speculative decoding's totals so far; None without a draft
 
 
 @dataclass
@@ -91,6 +110,7 @@ class GenerationResult:
     finish_reason: str  # "stop" | "length" | "cancelled"
     cached_tokens: int = 0
     extra: dict = field(default_factory=dict)
+    draft: DraftStats | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -104,5 +124,6 @@ class GenerationResult:
             "ttft_ms": round(self.ttft_ms, 2),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "finish_reason": self.finish_reason,
+            **({"draft": self.draft.as_dict()} if self.draft is not None else {}),
             **self.extra,
         }
