@@ -8,6 +8,7 @@ import it. Reads headers only: external ONNX data and GGUF tensors stay on disk.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,33 @@ def gguf_decode_weight_bytes(path: Path) -> int:
     r = GGUFReader(str(path))
     names = {t.name for t in r.tensors}
     return int(sum(int(t.n_bytes) for t in r.tensors if t.name != "token_embd.weight" or "output.weight" not in names))
+
+
+class LlamaFileTypes(Mapping[str, int]):
+    """llama.cpp file type name (as `llama-quantize` spells it) -> llama_ftype, read from gguf's LlamaFileType.
+
+    Only the names are ours (the types the llamacpp method offers); the numbers are gguf's, looked up on access so
+    that listing or checking a name does not import gguf."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+
+    def __getitem__(self, name: str) -> int:
+        if name not in self.names:
+            raise KeyError(name)
+        from gguf import LlamaFileType
+
+        return int(LlamaFileType["ALL_F32" if name == "F32" else f"MOSTLY_{name}"])
+
+    def __contains__(self, name) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+LLAMA_FTYPES = LlamaFileTypes(("F32", "F16", "Q4_0", "Q4_1", "Q8_0", "Q5_0", "Q5_1", "Q3_K_M", "Q4_K_S", "Q4_K_M",
+                               "Q5_K_S", "Q5_K_M", "Q6_K"))

@@ -64,3 +64,13 @@ def test_bench_cli_compares_backends(tiny_llama_dir, tmp_path):
     assert [r["backend"] for r in rows] == ["ort", "torch"]
     assert rows[1]["metrics"]["kld"] < 1e-3  # same weights on two engines
     assert all(r["generation_tps"] > 0 for r in rows)
+
+
+def test_the_bench_verb_lives_in_its_own_module():
+    from edgewise.cli.app import app
+    from edgewise.cli.bench_cmd import _parse_target
+
+    cmd = next(c for c in app.registered_commands if c.callback.__name__ == "bench")
+    assert cmd.callback.__module__ == "edgewise.cli.bench_cmd"
+    assert _parse_target("m.gguf@llamacpp:q4_k_m") == ("m.gguf", "llamacpp", "q4_k_m")
+    assert _parse_target("smollm2-135m") == ("smollm2-135m", "ort", "fp32")

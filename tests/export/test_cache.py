@@ -80,7 +80,7 @@ def test_code_version_hashes_the_installed_builders(tmp_path):
     assert code_version(same) == code_version()
     # An edit to a quantizer changes it; an edit outside the builders (the server) does not.
     quant = _copy_builders(pkg, tmp_path / "quant")
-    f = quant / "compress" / "weight_only.py"
+    f = quant / "compress" / "methods" / "weight_only.py"
     f.write_text(f.read_text() + "\n# changed rounding\n")
     assert code_version(quant) != code_version()
     serve = _copy_builders(pkg, tmp_path / "serve")

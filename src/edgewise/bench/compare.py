@@ -9,6 +9,7 @@ from edgewise.devices import get_device, host_bandwidth_gbs
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate import check_model_fits, parse_task, relative_drop
 from edgewise.models import load
+from edgewise.models.kinds import ModelRole
 from edgewise.models.source import CAUSAL_LM
 from edgewise.progress import Progress
 from edgewise.report.row import VariantRow
@@ -69,7 +70,7 @@ def compare(targets: list[tuple[str, str, str]], task: str | None = None, device
         row.add_bench(bench_variant(BenchSpec(ref, backend, precision, threads=dev.threads, max_tokens=max_tokens,
                                               passes=passes), dev, host_bw))
     return {
-        "model": {"kind": "decoder" if decoder else "encoder", "name": ", ".join(r.name for r in rows)},
+        "model": {"kind": ModelRole.DECODER if decoder else ModelRole.ENCODER, "name": ", ".join(r.name for r in rows)},
         "task": {"kind": t.kind if t else "none", "primary": t.primary if t else "quality",
                  "higher_is_better": t.higher_is_better if t else True},
         "device": dev.as_dict(),

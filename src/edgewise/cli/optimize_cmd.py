@@ -1,4 +1,4 @@
-"""`edgewise optimize` (compress, measure, gate, recommend, bundle) and `edgewise bench` (compare side by side)."""
+"""`edgewise optimize`: compress, measure, gate, recommend, bundle (`edgewise bench` is cli/bench_cmd.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from edgewise.cli.run_cmd import _quiet_libraries
 from edgewise.progress import Progress
 
 err = Console(stderr=True)
-# edgewise.optimize, edgewise.report and edgewise.bench.compare are imported inside the commands: every command
+# edgewise.optimize and edgewise.report are imported inside the commands: every command
 # module loads when `edgewise` starts, and those pull in numpy, the runtime and the compressors.
 
 
@@ -158,41 +158,3 @@ def _split(text: str | None, sep: str | None = None) -> list[str] | None:
         return None
     sep = sep or (";" if ";" in text else ",")
     return [t.strip() for t in text.split(sep) if t.strip()]
-
-
-def _parse_target(spec: str) -> tuple[str, str, str]:
-    """`REF`, `REF@BACKEND` or `REF@BACKEND:PRECISION` -> (ref, backend, precision)."""
-    ref, _, rest = spec.rpartition("@") if "@" in spec else (spec, "", "")
-    backend, _, precision = rest.partition(":")
-    return ref, backend or "ort", precision or "fp32"  # llama.cpp reads "fp32" as "the GGUF as shipped"
-
-
-@app.command()
-def bench(
-    models: list[str] = typer.Argument(..., help="Models, bundles or backends: REF, REF@BACKEND or "
-                                                 "REF@BACKEND:PRECISION, e.g. smollm2-135m@torch smollm2-135m@ort:int4."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="KIND:FILE; quality is relative to the first model."),
-    device: str = typer.Option("host", "--device", "-d"),
-    max_tokens: int = typer.Option(64, "--max-tokens"),
-    passes: int = typer.Option(2, "--passes"),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
-) -> None:
-    """Compare models, bundles or backends side by side: the same task, each measured in its own process."""
-    _quiet()
-    from edgewise.bench.compare import compare
-    from edgewise.report import terminal_table
-
-    targets = [_parse_target(m) for m in models]
-    progress = RichProgress(err)
-    try:
-        report = compare(targets, task=task, device=device, max_tokens=max_tokens, passes=passes, progress=progress)
-    finally:
-        progress.done()
-    if as_json:
-        print(json.dumps(report["variants"], indent=2, default=str))
-        return
-    _table_console().print(terminal_table(report))
-    for v in report["variants"]:
-        if v.get("error") or v.get("bench_error"):
-            err.print(f"[yellow]{v['name']}[/yellow]: {v.get('error') or v.get('bench_error')}")
-    sys.stdout.flush()

@@ -20,14 +20,14 @@ from edgewise.errors import EdgewiseError, UnsupportedModelError
 from edgewise.export.encoder import export_encoder
 from edgewise.export.genai import build_genai
 from edgewise.formats import param_count
+from edgewise.models.kinds import ModelRole, SourceFormat
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 
 log = logging.getLogger("edgewise.compress")
 # transformers is imported inside tokenizer(), where it is first needed: it costs seconds, and every module of this
 # package is imported whenever edgewise.compress is (method discovery), e.g. only to parse a method name.
 
-DECODER = "decoder"
-ENCODER_KIND = "encoder"
+DECODER, ENCODER_KIND = ModelRole.DECODER, ModelRole.ENCODER
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class CompressContext:
             raise UnsupportedModelError(f"{source.ref}: cannot compress a {source.task} model; Edgewise compresses "
                                         "causal LMs and text encoders")
         self.source = source
-        self.kind = DECODER if source.task == CAUSAL_LM else ENCODER_KIND
+        self.kind = ModelRole.of(source.task)
         self.calibration = calibration or Calibration.default()
         self.threads = threads
         self.say = say or (lambda msg: log.info(msg))
@@ -121,18 +121,18 @@ class CompressContext:
 
     @property
     def has_hf_weights(self) -> bool:
-        return self.source.kind in ("hf", "gguf")
+        return self.source.kind in (SourceFormat.HF, SourceFormat.GGUF)
 
     def base_folder(self) -> Path:
         """The fp32 ONNX folder: an onnxruntime-genai export for decoders, model.onnx + tokenizer for encoders."""
         if self._base is None:
             if self.kind == DECODER:
-                if self.source.kind == "genai":
+                if self.source.kind == SourceFormat.GENAI:
                     self._base = Path(self.source.path)
                 else:
                     self._base = build_genai(self.source, "fp32")
             else:
-                if self.source.kind == "onnx":
+                if self.source.kind == SourceFormat.ONNX:
                     self._base = Path(self.source.path).parent
                 else:
                     self._base = export_encoder(self.source)
@@ -141,7 +141,7 @@ class CompressContext:
 
     def base_model(self) -> Path:
         base = self._base if self._base is not None else self.base_folder()
-        if self.kind == ENCODER_KIND and self.source.kind == "onnx":
+        if self.kind == ENCODER_KIND and self.source.kind == SourceFormat.ONNX:
             return Path(self.source.path)
         return model_file(base)
 

@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from edgewise.errors import EdgewiseError, UnsupportedModelError
+from edgewise.formats import LLAMA_FTYPES as FTYPES
 from edgewise.formats import gguf_scan
 from edgewise.runtime.llamacpp_backend import _quiet, import_llama_cpp
 
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 # module imports this one whenever a registry lookup loads the methods.
 
 # llama_ftype values (llama.h). Names are the ones llama.cpp's `llama-quantize` accepts.
-FTYPES = {
-    "F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9,
-    "Q3_K_M": 12, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18,
-}
 BASE_TYPES = ("f32", "f16")
 
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from edgewise.export.cache import cached_build
+from edgewise.models.kinds import SourceFormat
 from edgewise.models.source import ModelSource
 
 # torch and transformers are imported inside _export: they cost seconds, and this module is imported with
@@ -46,6 +47,6 @@ def _export(hf: Path, out: Path) -> None:
 
 def export_encoder(source: ModelSource) -> Path:
     """An ONNX folder (model.onnx + tokenizer files) for an HF encoder source."""
-    if source.kind == "onnx":
+    if source.kind == SourceFormat.ONNX:
         return source.path.parent
     return cached_build("encoder-onnx", source.path, {"opset": 17}, lambda out: _export(source.path, out))

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
+from gguf.constants import GGML_QUANT_SIZES, QK_K
 
 from edgewise.errors import UnsupportedModelError
 
-QK_K = 256
 
 
 @dataclass
@@ -165,16 +165,17 @@ def _q6_k(b):
     return (q + 96).reshape(-1, QK_K), scale, None
 
 
-# type -> (unpack(raw blocks (n, type_size)) -> (codes (n, elems), scales (n, subs), mins), bits, block, elems)
+# type -> (unpack(raw blocks (n, type_size)) -> (codes (n, elems), scales (n, subs), mins), container bits, block).
+# Elements and bytes per GGML block come from gguf's GGML_QUANT_SIZES, the table every GGUF reader uses.
 UNPACKERS = {
-    T.Q4_0: (_q4_0, 4, 32, 32),
-    T.Q4_1: (_q4_1, 4, 32, 32),
-    T.Q5_0: (_q5_0, 8, 32, 32),
-    T.Q5_1: (_q5_1, 8, 32, 32),
-    T.Q8_0: (_q8_0, 8, 32, 32),
-    T.Q4_K: (_q4_k, 4, 32, QK_K),
-    T.Q5_K: (_q5_k, 8, 32, QK_K),
-    T.Q6_K: (_q6_k, 8, 16, QK_K),
+    T.Q4_0: (_q4_0, 4, 32),
+    T.Q4_1: (_q4_1, 4, 32),
+    T.Q5_0: (_q5_0, 8, 32),
+    T.Q5_1: (_q5_1, 8, 32),
+    T.Q8_0: (_q8_0, 8, 32),
+    T.Q4_K: (_q4_k, 4, 32),
+    T.Q5_K: (_q5_k, 8, 32),
+    T.Q6_K: (_q6_k, 8, 16),
 }
 FLOAT_TYPES = (T.F32, T.F16, T.BF16)
 
@@ -186,14 +187,15 @@ def supported(qtype) -> bool:
 def unpack(raw: np.ndarray, qtype, rows: int, K: int) -> Blocks:
     """Raw GGUF tensor bytes of a (rows, K) weight (K fastest, as ggml stores it) -> Blocks."""
     try:
-        fn, bits, block, elems = UNPACKERS[qtype]
+        fn, bits, block = UNPACKERS[qtype]
     except KeyError:
         known = ", ".join(t.name for t in UNPACKERS)
         raise UnsupportedModelError(f"GGML type {T(qtype).name} cannot be transcoded exactly yet (known: {known}); "
                                     "use a requantizing method such as int4 or int8") from None
+    elems, type_size = GGML_QUANT_SIZES[T(qtype)]
     if K % elems:
         raise UnsupportedModelError(f"a {T(qtype).name} row of {K} elements is not whole blocks of {elems}")
-    b = np.ascontiguousarray(raw, dtype=np.uint8).reshape(rows * (K // elems), -1)
+    b = np.ascontiguousarray(raw, dtype=np.uint8).reshape(rows * (K // elems), type_size)
     codes, scales, mins = fn(b)
     kb = K // block
     return Blocks(np.ascontiguousarray(codes, dtype=np.uint8).reshape(rows, K),

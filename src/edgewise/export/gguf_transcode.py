@@ -33,6 +33,7 @@ from edgewise.export.cache import cached_build
 from edgewise.export.genai import build_genai
 from edgewise.export.gguf_blocks import FLOAT_TYPES, Blocks, requantize_4bit, supported, unpack
 from edgewise.export.gguf_graph import MS_DOMAIN, GraphWriter, group_containers
+from edgewise.models.kinds import SourceFormat
 from edgewise.models.source import ModelSource
 
 # onnx (about 2 s) is imported inside the functions that build a graph: a cached transcode, the runtime's usual
@@ -350,7 +351,7 @@ def transcode_gguf(source: ModelSource, accuracy_level: int = 4, max_bpw: float 
     max_bpw: a bits-per-weight budget. When the exact transcode is over it, the head's highest-id rows are
     requantized from 8 to 4 bits until it fits (budget_rows); every other tensor stays the GGUF's own.
     fuse=False: the unfused graph of format 3 (same weights and logits, more nodes), to measure fusion against."""
-    if source.kind != "gguf":
+    if source.kind != SourceFormat.GGUF:
         raise EdgewiseError(f"{source.ref} is a {source.kind} model, not a quantized .gguf file: use int4 or int8 to "
                             "quantize it, or point --model at a GGUF")
     if max_bpw is not None and not 2 <= max_bpw <= 32:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgewise.errors import EdgewiseError, UnsupportedModelError
 from edgewise.export.cache import cached_build
+from edgewise.models.kinds import SourceFormat
 from edgewise.models.source import ModelSource
 
 # torch and transformers are imported inside _dequantize_gguf: they cost seconds, and most callers only want the
@@ -36,9 +37,9 @@ def _dequantize_gguf(gguf_path: Path, out: Path) -> None:
 
 def hf_folder_for(source: ModelSource) -> Path:
     """A local HF folder (config + safetensors + tokenizer) for a causal-LM or encoder source."""
-    if source.kind == "hf":
+    if source.kind == SourceFormat.HF:
         return source.path
-    if source.kind == "gguf":
+    if source.kind == SourceFormat.GGUF:
         return cached_build("hf-from-gguf", source.path, {"dtype": "float32"},
                             lambda out: _dequantize_gguf(source.path, out))
     raise EdgewiseError(f"{source.ref}: a {source.kind} model has no Hugging Face weights to load: "

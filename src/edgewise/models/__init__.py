@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgewise.errors import ModelNotFoundError
 from edgewise.models.files import resolve_path
+from edgewise.models.kinds import ModelRole, ModelTask, SourceFormat
 from edgewise.models.source import CAUSAL_LM, ENCODER, RESOLVE_ORDER, RESOLVERS, TFLITE, ModelSource, register_resolver
 
 _PATHLIKE_SUFFIXES = (".gguf", ".onnx", ".tflite", ".safetensors", ".bin", ".json")
@@ -44,4 +45,4 @@ def load(ref: str | Path) -> ModelSource:
     )
 
 
-__all__ = ["load", "resolve_path", "ModelSource", "CAUSAL_LM", "ENCODER", "TFLITE"]
+__all__ = ["load", "resolve_path", "ModelSource", "SourceFormat", "ModelTask", "ModelRole", "CAUSAL_LM", "ENCODER", "TFLITE"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from edgewise.errors import CorruptModelError, EdgewiseError, ModelNotFoundError, UnsupportedModelError
 from edgewise.models import checks
 from edgewise.models.manifest import read_manifest, verify_bundle
+from edgewise.models.kinds import SourceFormat
 from edgewise.models.source import CAUSAL_LM, ENCODER, TFLITE, ModelSource
 
 # transformers, gguf and onnx are imported inside the resolvers that read those formats: importing them costs up
@@ -60,7 +61,7 @@ def resolve_hf_folder(path: Path, ref: str) -> ModelSource:
     for w in weights:
         if w.suffix == ".safetensors":
             checks.check_safetensors(w)
-    return ModelSource(ref=ref, kind="hf", path=path, task=task, name=path.name, arch=arch)
+    return ModelSource(ref=ref, kind=SourceFormat.HF, path=path, task=task, name=path.name, arch=arch)
 
 
 def resolve_gguf(path: Path, ref: str) -> ModelSource:
@@ -72,7 +73,7 @@ def resolve_gguf(path: Path, ref: str) -> ModelSource:
     arch = bytes(field.parts[field.data[0]]).decode() if field else None
     if arch not in {"llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "mistral", "granite"}:
         raise UnsupportedModelError(f"{path}: unsupported GGUF architecture {arch!r}: use a Llama/Qwen/Phi/Gemma GGUF")
-    return ModelSource(ref=ref, kind="gguf", path=path, task=CAUSAL_LM, name=path.stem, arch=arch)
+    return ModelSource(ref=ref, kind=SourceFormat.GGUF, path=path, task=CAUSAL_LM, name=path.stem, arch=arch)
 
 
 def resolve_onnx(path: Path, ref: str) -> ModelSource:
@@ -84,7 +85,7 @@ def resolve_onnx(path: Path, ref: str) -> ModelSource:
         if not model_file.is_file():
             raise ModelNotFoundError(f"{model_file}: named by genai_config.json but missing: re-export the model")
         checks.check_onnx(model_file)
-        return ModelSource(ref=ref, kind="genai", path=folder, task=CAUSAL_LM, name=folder.name,
+        return ModelSource(ref=ref, kind=SourceFormat.GENAI, path=folder, task=CAUSAL_LM, name=folder.name,
                            arch=cfg.get("model", {}).get("type"))
     onnx_file = path if path.is_file() else folder / "model.onnx"
     if not onnx_file.is_file():
@@ -104,12 +105,12 @@ def resolve_onnx(path: Path, ref: str) -> ModelSource:
     tok = folder / "tokenizer.json"
     if not tok.is_file():
         raise ModelNotFoundError(f"{folder}: ONNX encoder without tokenizer.json beside it: copy the tokenizer files in")
-    return ModelSource(ref=ref, kind="onnx", path=onnx_file, task=ENCODER, name=onnx_file.stem)
+    return ModelSource(ref=ref, kind=SourceFormat.ONNX, path=onnx_file, task=ENCODER, name=onnx_file.stem)
 
 
 def resolve_tflite(path: Path, ref: str) -> ModelSource:
     checks.check_tflite(path)
-    return ModelSource(ref=ref, kind="tflite", path=path, task=TFLITE, name=path.stem)
+    return ModelSource(ref=ref, kind=SourceFormat.TFLITE, path=path, task=TFLITE, name=path.stem)
 
 
 def resolve_folder(path: Path, ref: str) -> ModelSource:

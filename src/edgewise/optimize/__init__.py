@@ -28,6 +28,7 @@ from edgewise.home import edgewise_home
 from edgewise.models import load
 from edgewise.models.bundle import write_bundle
 from edgewise.models.packaged import DEFAULT_MODEL
+from edgewise.models.kinds import ModelRole, SourceFormat
 from edgewise.models.source import CAUSAL_LM
 from edgewise.optimize.gate import DEFAULT_MAX_DROP, Gate, parse_gate, recommend, speed_of
 from edgewise.optimize.measure import measure_methods
@@ -138,7 +139,7 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
     if opts.search:
         space, methods = SearchSpace.from_options(opts, decoder), []
     else:
-        space, methods = None, _method_list(opts, decoder, gguf=source.kind == "gguf")
+        space, methods = None, _method_list(opts, decoder, gguf=source.kind == SourceFormat.GGUF)
     out = Path(opts.out) if opts.out else default_out(source.name)
     out = out.expanduser().absolute()
     check_out_dir(out, opts.force)
@@ -171,7 +172,7 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         "schema": REPORT_SCHEMA, "version": REPORT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "edgewise_version": _version(),
-        "model": {"ref": model_ref, "name": source.name, "kind": "decoder" if decoder else "encoder",
+        "model": {"ref": model_ref, "name": source.name, "kind": ModelRole.of(source.task),
                   "arch": source.arch, "params": ctx.params(), "source_kind": source.kind},
         "task": {k: summaries[0][k] for k in TASK_KEYS},  # the primary task, as before; `tasks` has them all
         "tasks": summaries,

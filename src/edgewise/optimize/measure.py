@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from edgewise.bench import BenchSpec, bench_variant
 from edgewise.compress import config_dict, quantize
-from edgewise.compress.context import DECODER
 from edgewise.devices import host_bandwidth_gbs
 from edgewise.errors import BackendUnavailableError, EdgewiseError
+from edgewise.models.kinds import ModelRole
 from edgewise.optimize.quality import TaskRef, evaluate_tasks, gate_row, references
 from edgewise.progress import Progress
 from edgewise.report.row import VariantRow
@@ -44,7 +44,7 @@ def probe_bandwidth(progress: Progress) -> float:
 def measure_methods(opts, ctx, methods, tasks: list, device, progress: Progress) -> Measured:
     """Compress with every listed method, evaluate each against fp32 on every task, then bench each in its own
     process."""
-    decoder = ctx.kind == DECODER
+    decoder = ctx.kind == ModelRole.DECODER
     # --- 2. compress --------------------------------------------------------------------------------------------
     results, skipped = [], []
     progress.stage("compress", len(methods))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from edgewise.models.kinds import ModelRole
+
 
 def _f(v, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
@@ -102,7 +104,7 @@ def _fits(v: dict) -> str:
 
 def columns(report: dict) -> list[Column]:
     primary = report["task"]["primary"]
-    decoder = report["model"]["kind"] == "decoder"
+    decoder = report["model"]["kind"] == ModelRole.DECODER
     tasks = report.get("tasks") or [report["task"]]
     names = short_names(tasks)
     prefix = f"{names[0]}\n" if len(tasks) > 1 else ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgewise.models.kinds import ModelRole
+
 # matplotlib is imported inside the plotting functions: it costs about a second, and the Agg backend must be
 # chosen before pyplot is first imported.
 
@@ -100,7 +102,7 @@ def _plot(rows: list[dict], xkey: str, xlabel: str, x_lower_better: bool, report
 
 def write_plots(report: dict, out: Path) -> dict[str, str]:
     rows = report["variants"]
-    decoder = report["model"]["kind"] == "decoder"
+    decoder = report["model"]["kind"] == ModelRole.DECODER
     made = {}
     p = _plot(rows, "size_mb", "size on disk (MB)", True, report, out / "pareto-size.png", logx=True)
     if p:

@@ -9,6 +9,7 @@ from pathlib import Path
 from edgewise.errors import EdgewiseError
 from edgewise.models import ModelSource
 from edgewise.models import load as load_source
+from edgewise.models.kinds import SourceFormat
 from edgewise.runtime.backend import BACKENDS, PRECISIONS, LoadedModel
 
 DEFAULT_BACKEND = "ort"
@@ -16,7 +17,7 @@ DEFAULT_BACKEND = "ort"
 
 def default_precision(source: ModelSource, backend: str) -> str:
     """What `precision="auto"` means: a GGUF keeps its own weights (transcoded on ort), everything else is fp32."""
-    if source.kind == "gguf" and backend == "ort":
+    if source.kind == SourceFormat.GGUF and backend == "ort":
         return "gguf"
     return "fp32"
 

@@ -14,6 +14,7 @@ from edgewise.export.encoder import export_encoder
 from edgewise.export.genai import build_genai
 from edgewise.export.quantize_encoder import quantized_encoder
 from edgewise.formats import decode_weight_bytes, onnx_bits_per_weight
+from edgewise.models.kinds import SourceFormat
 from edgewise.models.source import CAUSAL_LM, ENCODER, ModelSource
 from edgewise.runtime.backend import BACKENDS, LoadedModel
 from edgewise.runtime.tokenizer import Tokenizer
@@ -100,13 +101,13 @@ class OrtModel(LoadedModel):
 
 
 def genai_folder(source: ModelSource, precision: str) -> Path:
-    if source.kind == "genai":
+    if source.kind == SourceFormat.GENAI:
         return source.path
     if precision == "gguf":
         from edgewise.export.gguf_transcode import transcode_gguf
 
         return transcode_gguf(source)
-    if source.kind in ("hf", "gguf"):
+    if source.kind in (SourceFormat.HF, SourceFormat.GGUF):
         return build_genai(source, precision)
     raise EdgewiseError(f"{source.ref}: cannot run a {source.kind} decoder on ort: pass an HF folder, GGUF or genai folder")
 
@@ -139,7 +140,7 @@ def load_encoder(source: ModelSource, precision: str, threads: int | None) -> Lo
     import onnxruntime as ort
 
     folder = export_encoder(source)
-    onnx_path = source.path if source.kind == "onnx" else folder / "model.onnx"
+    onnx_path = source.path if source.kind == SourceFormat.ONNX else folder / "model.onnx"
     if precision != "fp32":
         onnx_path = quantized_encoder(onnx_path, precision)
     session = ort.InferenceSession(str(onnx_path), _session_options(threads), providers=["CPUExecutionProvider"])
