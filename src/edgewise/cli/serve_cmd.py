@@ -33,6 +33,8 @@ def serve(
     policy: Optional[str] = typer.Option(None, "--policy", help="Router policy file (TOML)."),
     request_log: Optional[str] = typer.Option(None, "--request-log", help="Append every request body to this JSONL."),
     log: Optional[str] = typer.Option(None, "--log", help="Append the server log (5xx tracebacks) here, not stderr."),
+    draft: Optional[str] = typer.Option(None, "--draft", help="Speculative decoding for every generation, built at "
+                                                              "start: lookup or model:REF (docs/speculative.md)."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, with optional hybrid edge-cloud routing."""
     from edgewise.serve import ServeConfig
@@ -49,4 +51,4 @@ def serve(
                            embed_model=embed_model, max_queue=max_queue, default_max_tokens=max_tokens,
                            api_key_env=api_key_env, cloud_url=cloud, cloud_model=cloud_model,
                            cloud_key_env=cloud_key_env, policy=policy,
-                           request_log=request_log, log=log, parallel=parallel, sessions=sessions))
+                           request_log=request_log, log=log, parallel=parallel, sessions=sessions, draft=draft))

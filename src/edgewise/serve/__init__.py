@@ -35,7 +35,7 @@ def build_state(cfg: ServeConfig) -> ServerState:
     return ServerState(generator=generator, encoder=encoder, default_max_tokens=cfg.default_max_tokens,
                        api_key=cfg.api_key, router=router, max_queue=cfg.max_queue,
                        queue_timeout_s=cfg.queue_timeout_s, request_log=cfg.request_log, parallel=cfg.parallel,
-                       max_sessions=cfg.sessions)
+                       max_sessions=cfg.sessions, draft=cfg.draft, threads=cfg.threads)
 
 
 def serve(cfg: ServeConfig, ready_message: bool = True) -> None:

@@ -97,8 +97,9 @@ class _ChatJob:
                 for t, lp in zip(edge.token_ids, edge.logprobs)]}
         n_out = edge.generation_tokens if edge is not None else 0
         cached = edge.cached_tokens if edge is not None else 0
+        draft = edge.draft if edge is not None else None
         body = {"id": self.id, "object": "chat.completion", "created": self.created, "model": lm.name,
-                "choices": [choice], "usage": usage(len(self.ids), n_out, cached),
+                "choices": [choice], "usage": usage(len(self.ids), n_out, cached, draft),
                 "edgewise": {"answered_by": answered_by, "reason": reason, **extra}}
         return JSONResponse(body, headers=_route_headers(answered_by, reason))
 
@@ -139,7 +140,8 @@ class _ChatJob:
             if self.req.include_usage and last is not None:
                 events.append(data({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                                     "model": self.lm.name, "choices": [],
-                                    "usage": usage(last.prompt_tokens, last.generation_tokens, last.cached_tokens)}))
+                                    "usage": usage(last.prompt_tokens, last.generation_tokens, last.cached_tokens,
+                                                   last.draft)}))
             return events
 
         headers = route_stream.headers() if route_stream else _route_headers(EDGE, NO_CLOUD)

@@ -44,10 +44,11 @@ async def completions(request: Request):
 
 def _blocking(state: ServerState, req: CompletionRequest, lm, ids, cfg, cid: str, created: int) -> JSONResponse:
     if cfg is None:
-        text, out_ids, finish, n_out, cached = "", [], "length", 0, 0
+        text, out_ids, finish, n_out, cached, draft = "", [], "length", 0, 0, None
     else:
         res = state.generate(lm, ids, cfg, chat=False)
         text, finish, n_out, cached = res.text, res.finish_reason, res.generation_tokens, res.cached_tokens
+        draft = res.draft
         out_ids = [t for t in res.token_ids if t not in lm.tokenizer.eos_ids]
     prompt_text = lm.tokenizer.decode(ids, skip_special_tokens=False)
     choice = {"index": 0, "text": (prompt_text if req.echo else "") + text, "finish_reason": finish, "logprobs": None}
@@ -68,7 +69,7 @@ def _blocking(state: ServerState, req: CompletionRequest, lm, ids, cfg, cid: str
         choice["logprobs"] = {"tokens": toks, "token_logprobs": lps,
                               "top_logprobs": tops if req.logprobs else None, "text_offset": offsets}
     body = {"id": cid, "object": "text_completion", "created": created, "model": lm.name, "choices": [choice],
-            "usage": usage(len(ids), n_out, cached)}
+            "usage": usage(len(ids), n_out, cached, draft)}
     return JSONResponse(body)
 
 

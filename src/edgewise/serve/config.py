@@ -30,6 +30,7 @@ class ServeConfig:
     policy: str | None = None
     request_log: str | None = None  # JSONL of every request body received (for audits and test doubles)
     log: str | None = None  # the server log (5xx tracebacks); None = stderr
+    draft: str | None = None  # speculative decoding: lookup[:...] or model:REF[,...] (docs/speculative.md)
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
@@ -47,6 +48,18 @@ class ServeConfig:
             raise EdgewiseError(f"--api-key-env {self.api_key_env}: that environment variable is empty: export it first")
         if bool(self.cloud_url) != bool(self.cloud_model):
             raise EdgewiseError("--cloud and --cloud-model go together: give both or neither")
+        if self.draft is not None:
+            self._check_draft()
+
+    def _check_draft(self) -> None:
+        """The spec's source name, before any model loads; its options and a model draft's tokenizer are checked
+        when ServerState builds it (still before the server listens)."""
+        from edgewise.runtime.drafts import DRAFTS  # here: it loads the runtime, and a config without --draft need not
+
+        name = self.draft.strip().partition(":")[0].strip()
+        if name not in DRAFTS:
+            raise EdgewiseError(f"--draft {self.draft!r}: unknown draft source {name!r}: choose one of "
+                                f"{', '.join(DRAFTS.names())}, e.g. lookup or model:REF (docs/speculative.md)")
 
     @property
     def api_key(self) -> str | None:

@@ -5,6 +5,9 @@ in the metrics)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +16,9 @@ from typing import Any, Callable
 
 from edgewise.errors import EdgewiseError
 from edgewise.runtime import GenerationConfig, LoadedModel, generate, prompt_ids
+from edgewise.runtime.drafts import load_draft
 from edgewise.runtime.recommended import SamplingDefaults, recommended_sampling
-from edgewise.runtime.types import GenerationResponse, GenerationResult
+from edgewise.runtime.types import DraftStats, GenerationResponse, GenerationResult
 from edgewise.serve.errors import ApiError, bad_request
 from edgewise.serve.gate import AdmissionGate
 from edgewise.serve.metrics import Metrics
@@ -39,6 +43,8 @@ class ServerState:
     sampling: SamplingDefaults | None = None  # the generator's recommended settings (read at start when None)
     parallel: int = 2  # generations running at once, each on its own session
     max_sessions: int = 4  # sessions kept for follow-up turns
+    draft: str | None = None  # --draft: a speculative-decoding source (runtime.drafts), built once here
+    threads: int | None = None  # a model draft's threads where its spec names none (the server's --threads)
 
     def __post_init__(self):
         if not 1 <= self.parallel <= self.max_sessions:
@@ -49,6 +55,8 @@ class ServerState:
         self.pool = ThreadPoolExecutor(max_workers=self.max_queue + 2, thread_name_prefix="edgewise-gen")
         if self.sampling is None:
             self.sampling = recommended_sampling(self.generator.source) if self.generator else SamplingDefaults()
+        # Built before the server listens: a bad spec or a foreign tokenizer stops the start with one line.
+        self.drafts = DraftSlots(self.generator, self.draft, self.parallel, self.threads) if self.draft else None
 
     def names(self, lm: LoadedModel | None) -> set[str]:
         return {lm.name, lm.source.ref, lm.source.path.name} if lm else set()
@@ -93,6 +101,12 @@ class ServerState:
             top_k=d.top_k if s.top_k is None else s.top_k, top_p=d.top_p if s.top_p is None else s.top_p,
             seed=s.seed, stop=s.stop)
 
+    def draft_for(self, lm: LoadedModel):
+        """The draft a generation on `lm` uses (None without --draft): one per slot, held until the `with` ends."""
+        if self.drafts is None or lm is not self.generator:
+            return contextlib.nullcontext(None)
+        return self.drafts.take()
+
     def generate(self, lm: LoadedModel, ids: list[int], cfg: GenerationConfig, chat: bool = True,
                  cancel: threading.Event | None = None,
                  on_step: Callable[[GenerationResponse], None] | None = None) -> GenerationResult:
@@ -102,7 +116,9 @@ class ServerState:
         try:
             session, ok = self.sessions.checkout(ids), False
             try:
-                res = generate(lm, ids, cfg, chat=chat, on_step=on_step, cancel=cancel, session=session)
+                with self.draft_for(lm) as draft:
+                    res = generate(lm, ids, cfg, chat=chat, on_step=on_step, cancel=cancel, session=session,
+                                   draft=draft)
                 ok = True
             finally:
                 self.sessions.checkin(session, ok)
@@ -115,6 +131,34 @@ class ServerState:
         return res
 
 
-def usage(n_prompt: int, n_out: int, cached: int = 0) -> dict:
-    return {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out,
-            "prompt_tokens_details": {"cached_tokens": cached}}
+class DraftSlots:
+    """The --draft source, one per generation slot. A model draft keeps one session (KV cache) of its own, and two
+    generations sharing it would take turns on it for their whole length; a copy (dataclasses.replace) shares the
+    loaded weights and opens a session of its own. Lookup holds no state, so its copies cost nothing."""
+
+    def __init__(self, target: LoadedModel | None, spec: str, slots: int, threads: int | None = None):
+        if target is None:
+            raise EdgewiseError(f"--draft {spec} needs a generator to draft for: serve a causal LM, or drop --draft")
+        first = load_draft(spec, target, threads=threads)
+        copies = [dataclasses.replace(first) if dataclasses.is_dataclass(first) else first for _ in range(slots - 1)]
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for d in [first, *copies]:
+            self._free.put(d)
+
+    @contextlib.contextmanager
+    def take(self):
+        # Never waits: the caller holds one of the gate's `slots` generation slots, and there are as many drafts.
+        d = self._free.get()
+        try:
+            yield d
+        finally:
+            self._free.put(d)
+
+
+def usage(n_prompt: int, n_out: int, cached: int = 0, draft: DraftStats | None = None) -> dict:
+    """OpenAI's usage object; with a draft, its totals too (`usage.draft`, docs/speculative.md "Serving")."""
+    out = {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out,
+           "prompt_tokens_details": {"cached_tokens": cached}}
+    if draft is not None:
+        out["draft"] = draft.as_dict()
+    return out
