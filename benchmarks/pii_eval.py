@@ -6,7 +6,7 @@ plus the tagger's latency and size.
     python benchmarks/pii_eval.py --latency            # p50/p95 for 1 KB prompts on 1 thread
     python benchmarks/pii_eval.py --misses             # list what each detector missed or invented
 
-The held-out synthetic set is drawn from templates the tagger never trained on (pii_synth.HELDOUT_TEMPLATES),
+The held-out synthetic set is drawn from templates the tagger never trained on (privacy.synth.HELDOUT_TEMPLATES),
 with a seed of its own. Presidio runs without an NLP engine (no spaCy model offline): its pattern
 recognizers are called directly, every result with a score above 0 counts (AnalyzerEngine's default
 threshold), and overlapping results keep the higher score, as AnalyzerEngine does.
@@ -21,9 +21,10 @@ import statistics
 import time
 from pathlib import Path
 
-from edgewise.route import pii
-from edgewise.route.pii import Entity
-from edgewise.route.pii_eval import Labelled, format_table, load_labelled, score
+from edgewise.privacy import pii
+from edgewise.privacy.base import available_kinds
+from edgewise.privacy.evaluate import Labelled, format_table, load_labelled, score
+from edgewise.privacy.pii import Entity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ PRESIDIO_KIND = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "CREDIT_CARD
 
 
 def synthetic(n: int, seed: int) -> list[Labelled]:
-    from edgewise.route.pii_synth import Synth
+    from edgewise.privacy.synth import Synth
 
     return [Labelled(e.text, [tuple(s) for s in e.spans]) for e in Synth(seed).dataset(n, "heldout")]
 
@@ -66,7 +67,7 @@ def presidio_detector():
 
 def latency(n: int = 200) -> dict:
     """1 KB prompts cut from the hand-written set; the tagger alone, and every detector (pii.detect)."""
-    from edgewise.route.pii_tagger import PiiTagger, _tag_cached
+    from edgewise.privacy.tagger import PiiTagger, _tag_cached
 
     texts = [r.text for r in load_labelled(HAND)]
     prompts, buf = [], ""
@@ -114,8 +115,8 @@ def main() -> None:
     sets = {"hand-written": load_labelled(args.hand)}
     if args.synthetic:
         sets["synthetic held-out"] = synthetic(args.synthetic, args.seed)
-    report: dict = {"detectors": pii.available_kinds(), "sets": {k: len(v) for k, v in sets.items()}}
-    print(f"detectors: {', '.join(pii.available_kinds())}")
+    report: dict = {"detectors": available_kinds(), "sets": {k: len(v) for k, v in sets.items()}}
+    print(f"detectors: {', '.join(available_kinds())}")
     print("sets: " + ", ".join(f"{k} {len(v)} prompts" for k, v in sets.items()) + "\n")
     tables = {}
     for name, rows in sets.items():

@@ -2,7 +2,7 @@
 
 The cloud is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, packaged alias `qwen2.5-coder-1.5b`, assembled from 22 PyPI
 parts and checked against its size and sha256) behind llama.cpp's own OpenAI-compatible server on loopback,
-started and stopped here. Each edge model runs `edgewise route eval` (edgewise.route.eval_command) against it:
+started and stopped here. Each edge model runs `edgewise route eval` (edgewise.route.eval.command) against it:
 both models answer every item (answers cached in .bench/route-answers.sqlite, so a rerun costs seconds),
 routers are fitted on one half and reported on the other.
 
@@ -66,7 +66,7 @@ def main() -> None:
     from edgewise.bench.llamacpp_server import LlamaServer, server_available
     from edgewise.bench.rows import exit_status, one_line
     from edgewise.models.packaged import PACKAGED, packaged_path
-    from edgewise.route.eval_command import RouteEvalConfig, run_route_eval
+    from edgewise.route.eval.command import RouteEvalConfig, run_route_eval
 
     files = task_files(args.data)
     families = args.family or list(DEFAULT_FAMILIES)

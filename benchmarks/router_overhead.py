@@ -9,7 +9,7 @@ arrives once; --cached measures the repeat-prompt path instead (the tagger answe
         [--source logprobs|prompt|combined --scorer FILE.npz] [--prompt chat_1k_pii ...] [--unfused]
 
 --unfused runs the tagger's exported graph as it is, without fusing each layer's attention into one kernel
-(pii_tagger.fuse_attention): the cost of that step alone.
+(privacy.tagger.fuse_attention): the cost of that step alone.
 
 --source prompt/combined puts a learned scorer (from `edgewise route eval` or `route train-scorer`) in the
 confidence policy: its MiniLM forward pass then counts as router overhead, as it does in a server.
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.privacy import tagger as pii_tagger
+from edgewise.privacy.tagger import PiiTagger, _tag_cached
 from edgewise.route import Router
 from edgewise.route.decision_log import DecisionLog
-from edgewise.route import pii_tagger
-from edgewise.route.pii_tagger import PiiTagger, _tag_cached
 from edgewise.runtime.types import GenerationResult
 
 rng = np.random.default_rng(0)

@@ -103,7 +103,7 @@ def main() -> None:
     # Held-out check: apply the calibrated threshold to the other half.
     import tomllib
 
-    from edgewise.route.calibrate import load_data, routellm_metrics
+    from edgewise.route.eval.calibrate import load_data, routellm_metrics
 
     thr = tomllib.loads(policy.read_text())["policies"]["confidence"]["threshold"]
     d = load_data(test, method="p10", match="exact")

@@ -22,9 +22,12 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"export"},
     {"runtime"},
+    # PII detection and the tagger's training (which exports through `export`): below everything that routes or
+    # serves, so the router and the server import it and it imports neither.
+    {"privacy"},
     {"compress"},
     {"evaluate"},
-    {"report"},  # the report row and writers: read dicts, import nothing of the pipeline
+    {"report"},  # the report row and writers: read dicts; of the layers below, only models.kinds
     {"bench", "devices"},
     {"optimize"},
     {"route"},
@@ -190,6 +193,18 @@ def test_the_allowed_exceptions_are_still_needed(graph):
              if t not in graph.get(m, {}) or not any(m in c and t in c for c in cycles)]
     stale += [f"{m} -> {t}" for m, t in ALLOWED_UPWARD if t not in graph.get(m, {})]
     assert not stale, "delete these exceptions from tests/test_layers.py: " + ", ".join(stale)
+
+
+# Offline routing evaluation (`edgewise route eval`, calibration) lives in the subpackage route.eval, above the
+# online router in spirit: only its own modules and the CLI may import it, so serving never loads it.
+OFFLINE_EVAL = "edgewise.route.eval"
+
+
+def test_only_the_cli_imports_the_offline_routing_evaluation(graph):
+    bad = [f"{mod} imports {target}" for mod, edges in sorted(graph.items()) for target in sorted(edges)
+           if (target == OFFLINE_EVAL or target.startswith(OFFLINE_EVAL + "."))
+           and not (mod.startswith(OFFLINE_EVAL) or component(mod) in {"cli", "__main__"})]
+    assert not bad, "the online code imports the offline evaluation:\n" + "\n".join(bad)
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:

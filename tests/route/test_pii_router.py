@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from edgewise.errors import EdgewiseError
+from edgewise.privacy.tagger import packaged_model_dir
 from edgewise.route import CLOUD, CloudClient, CloudConfig, Router
 from edgewise.route.config import check_privacy
-from edgewise.route.pii_tagger import packaged_model_dir
 from edgewise.runtime.types import GenerationResult
 
 EDGE_ANSWER = GenerationResult(text="edge answer", token_ids=[1], logprobs=[-0.1], prompt_tokens=1,

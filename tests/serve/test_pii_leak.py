@@ -2,13 +2,13 @@
 
 The cloud is tests/route/fake_cloud.py, a real HTTP server on loopback that records every request. A gold
 value leaks when any of its letters or digits reaches the cloud un-redacted (the same rule as recall in
-edgewise.route.pii_eval): the recorded text is aligned with the prompt around its placeholders.
+edgewise.privacy.evaluate): the recorded text is aligned with the prompt around its placeholders.
 
 What it asserts (docs/routing.md quotes this): in redact mode no structured value reaches the cloud, at most
 MAX_LEAKED["person"] of the 119 names and MAX_LEAKED["street_address"] of the 37 addresses do; in local-only mode
 no prompt with detected PII leaves the device, and at most MAX_LOCAL_ONLY_MISSED prompts with gold PII do (the
 detector found nothing in them, so they went out whole). The bounds are the counts measured with the shipped
-tagger plus one per tagger kind, the margin tests/route/test_pii_tagger.py allows for int8 kernels on other CPUs.
+tagger plus one per tagger kind, the margin tests/privacy/test_tagger.py allows for int8 kernels on other CPUs.
 Without the tagger the server does not start at all (the last test).
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgewise.route import pii
-from edgewise.route.pii_eval import group, load_labelled
+from edgewise.privacy import pii
+from edgewise.privacy.evaluate import group, load_labelled
 from tests.route.conftest import CloudProcess
 
 from .conftest import Server, free_port

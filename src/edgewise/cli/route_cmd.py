@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from edgewise.errors import EdgewiseError
 
 # numpy and edgewise.route are imported inside the commands: every command module loads when `edgewise` starts.
 
-route_app = typer.Typer(help="Hybrid edge-cloud routing: calibrate policies, train scorers, check PII.",
+route_app = typer.Typer(help="Hybrid edge-cloud routing: evaluate routers, calibrate policies, train scorers.",
                         no_args_is_help=True)
 app.add_typer(route_app, name="route")
 
@@ -37,7 +36,7 @@ def calibrate(
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ):
     """Choose the escalation threshold that reaches --target of cloud quality with the fewest escalations."""
-    from edgewise.route import calibrate as cal
+    from edgewise.route.eval import calibrate as cal
 
     if out.exists() and not force:
         raise EdgewiseError(f"{out} exists: pass --force to overwrite it")
@@ -103,8 +102,8 @@ def eval_cmd(
 ):
     """Run an edge and a cloud model on tasks with references, fit routers on one half, report the other."""
     from edgewise.cli.optimize_cmd import RichProgress
-    from edgewise.route.eval_command import RouteEvalConfig, run_route_eval
-    from edgewise.route.eval_table import markdown_table
+    from edgewise.route.eval.command import RouteEvalConfig, run_route_eval
+    from edgewise.route.eval.table import markdown_table
 
     if calibrate_out is not None and calibrate_out.exists() and not force:
         raise EdgewiseError(f"{calibrate_out} exists: pass --force to overwrite it")
@@ -156,7 +155,7 @@ def train_scorer(
     """Learn P(edge answer is not worse than the cloud's | prompt) for `source = "prompt"` routing."""
     import numpy as np
 
-    from edgewise.route import calibrate as cal
+    from edgewise.route.eval import calibrate as cal
     from edgewise.route.confidence import EMBEDDERS, LogisticScorer
 
     if embed not in EMBEDDERS:
@@ -173,19 +172,3 @@ def train_scorer(
     path = model.save(out)
     typer.echo(f"scorer written: {path} ({len(y)} rows, {int(y.sum())} edge-ok; training accuracy {acc:.3f}, "
                "calibrate on held-out rows)")
-
-
-@route_app.command("pii")
-def pii_cmd(text: str = typer.Argument(..., help="Text to scan."),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """Show what the privacy policy would redact in TEXT: validated patterns (e-mail, phone, card, IBAN, IP, SSN,
-    NINO) and the on-device tagger's person names and street addresses (EDGEWISE_PII_MODEL=off: patterns only)."""
-    from edgewise.route.pii import available_kinds, detect, redact
-
-    red, mapping = redact(text)
-    kinds = [e.kind for e in detect(text)]
-    if as_json:
-        typer.echo(json.dumps({"redacted": red, "kinds": kinds, "detectors": available_kinds()}))
-    else:
-        typer.echo(red)
-        typer.echo(f"found: {', '.join(kinds) or 'nothing'} (detectors: {', '.join(available_kinds())})")

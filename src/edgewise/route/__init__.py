@@ -4,15 +4,17 @@ request unanswered.
     from edgewise.route import Router, CloudClient, CloudConfig
     router = Router.from_policy_file("policy.toml", cloud_fn=CloudClient(CloudConfig(url, model)))
     res = router.route(messages, edge_fn)   # res.text, res.answered_by, res.reason, res.headers()
+
+PII detection and redaction live in edgewise.privacy (a layer below); offline evaluation and calibration in the
+subpackage edgewise.route.eval, which nothing the server imports at run time pulls in.
 """
 
 from edgewise.route.breaker import BreakerConfig, CircuitBreaker
 from edgewise.route.cloud import CloudAnswer, CloudClient, CloudConfig, CloudDelta, CloudError
 from edgewise.route.decision_log import DecisionLog
-from edgewise.route.pii import detect, redact, restore
 from edgewise.route.router import Router, RouterConfig, RouteStream
 from edgewise.route.types import CLOUD, DEGRADED, EDGE, RouteResult, Verdict
 
 __all__ = ["BreakerConfig", "CircuitBreaker", "CloudAnswer", "CloudClient", "CloudConfig", "CloudDelta",
-           "CloudError", "DecisionLog", "detect", "redact", "restore", "Router", "RouterConfig", "RouteStream",
+           "CloudError", "DecisionLog", "Router", "RouterConfig", "RouteStream",
            "RouteResult", "Verdict", "EDGE", "CLOUD", "DEGRADED"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import pii
+from edgewise.privacy import pii
 from edgewise.route.policies import DEFAULT_ORDER, POLICIES
 from edgewise.route.types import CLOUD, EDGE, config_from_table
 

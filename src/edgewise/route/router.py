@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgewise.errors import EdgewiseError
+from edgewise.privacy.pii import restore
 from edgewise.route.cloud import CloudAnswer, CloudError
 from edgewise.route.config import RouterConfig, build_policies, load_policy_file
 from edgewise.route.decision_log import DecisionLog
-from edgewise.route.pii import restore
 from edgewise.route.stream import RouteStream
 from edgewise.route.types import CLOUD, DEGRADED, EDGE, Request, RouteContext, RouteResult, config_from_table, request_text
 

@@ -16,8 +16,8 @@ import queue
 import threading
 from typing import Any, Callable, Iterator, Protocol
 
+from edgewise.privacy.pii import StreamRestorer
 from edgewise.route.cloud import CloudAnswer
-from edgewise.route.pii import StreamRestorer
 from edgewise.route.types import CLOUD, EDGE, Request, RouteContext, RouteResult
 
 _END = object()

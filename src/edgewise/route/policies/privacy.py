@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import pii
+from edgewise.privacy import pii
+from edgewise.privacy.base import available_kinds
 from edgewise.route.policies.base import POLICIES
 from edgewise.route.types import EDGE, RouteContext, Verdict
 
@@ -32,7 +33,7 @@ class PrivacyConfig:
             missing = [k for k in kinds if k not in pii.DETECTORS]
             if missing:
                 raise EdgewiseError(f"no detector for PII kind {missing[0]!r} is installed "
-                                    f"(available: {', '.join(pii.available_kinds())})")
+                                    f"(available: {', '.join(available_kinds())})")
             object.__setattr__(self, "kinds", kinds)
 
 

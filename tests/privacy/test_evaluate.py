@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import pii
-from edgewise.route.pii import Entity
-from edgewise.route.pii_eval import Labelled, load_labelled, score
+from edgewise.privacy import pii
+from edgewise.privacy.evaluate import Labelled, load_labelled, score
+from edgewise.privacy.pii import Entity
 
 HAND = Path(__file__).resolve().parents[1] / "data" / "pii_handwritten.jsonl"
 # Issue 13's targets. Overall precision measured 0.900 (262/291) with the committed model on this machine; the

@@ -1,17 +1,16 @@
 """Train the on-device PII tagger and export it through Edgewise's ONNX int8 path.
 
-    python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml [--out src/edgewise/data/pii-tagger]
+    edgewise privacy train --recipe recipes/pii-tagger.toml [--out src/edgewise/data/pii-tagger]
 
 The student is a small BERT (hidden 128-192, 2-4 layers) distilled from the packaged MiniLM's embedding
 table: its word and position embeddings are MiniLM's, projected onto their top principal components,
 and stay frozen, so word pieces that synthetic training never shows (names from other cultures) keep
-MiniLM's meaning. Everything above the embeddings trains on synthetic text (edgewise.route.pii_synth).
+MiniLM's meaning. Everything above the embeddings trains on synthetic text (edgewise.privacy.synth).
 Needs torch, transformers, faker and phonenumbers; the router needs only onnxruntime and tokenizers.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import math
@@ -28,9 +27,10 @@ from edgewise.data.corpora import corpus_dir
 from edgewise.errors import EdgewiseError
 from edgewise.export.encoder import export_encoder
 from edgewise.export.quantize_encoder import quantized_encoder
-from edgewise.models.source import ModelSource
-from edgewise.route.pii_synth import Synth, natural_sentences
-from edgewise.route.pii_tagger import N_TYPES, encode
+from edgewise.models.source import ENCODER, ModelSource
+from edgewise.privacy.synth import Synth, natural_sentences
+from edgewise.privacy.tagger import N_TYPES, encode
+from edgewise.staging import staged_dir
 
 # torch, transformers, safetensors and tokenizers are imported inside the functions that train: they cost seconds,
 # and the recipe parsing and labelling helpers (and their tests) need none of them.
@@ -175,11 +175,19 @@ def build_student(cfg: PiiTrainConfig, teacher: Path):
     return model
 
 
+def check_out(out: Path) -> Path:
+    """`out` may be new or an earlier tagger folder: replace only a tagger folder, never anything else."""
+    if (out.exists() or out.is_symlink()) and not (out / "tagger.json").is_file():
+        raise EdgewiseError(f"{out} exists and is not a PII tagger folder: choose another --out")
+    return out
+
+
 def train(cfg: PiiTrainConfig, out: Path | None = None, log=print) -> dict:
     import torch
     from tokenizers import Tokenizer
     from transformers import get_linear_schedule_with_warmup
 
+    out = check_out(Path(out or cfg.out))  # before the training minutes, not after
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     teacher = teacher_dir(cfg.teacher)
@@ -225,47 +233,29 @@ def train(cfg: PiiTrainConfig, out: Path | None = None, log=print) -> dict:
                "threshold": cfg.threshold, "recipe": asdict(cfg), "train_examples": len(train_ex),
                "train_chunks": len(rows), "train_seconds": round(train_s, 1), "parameters": n_params,
                "teacher": cfg.teacher, "natural_sentences": len(natural)}
-    return export(model, tok, teacher, summary, Path(out or cfg.out), log)
+    return export(model, teacher, summary, out, log)
 
 
-def export(model, tok, teacher: Path, summary: dict, out: Path, log=print) -> dict:
-    """Encoder -> ONNX -> int8 through edgewise.export (cached under $EDGEWISE_HOME), head -> head.npz."""
+def export(model, teacher: Path, summary: dict, out: Path, log=print) -> dict:
+    """Encoder -> ONNX -> int8 through edgewise.export (cached under $EDGEWISE_HOME), head -> head.npz, all written
+    to a staging folder that replaces `out` only once complete (edgewise.staging): a failed export leaves the old
+    tagger in place."""
+    check_out(out)
     model.eval()
     with tempfile.TemporaryDirectory(prefix="pii-tagger-") as tmp:
         hf = Path(tmp) / "encoder"
         model.bert.save_pretrained(hf)
         for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copy(teacher / name, hf / name)
-        onnx_fp32 = export_encoder(ModelSource(str(hf), "hf", hf, "ENCODER", "pii-tagger")) / "model.onnx"
+        onnx_fp32 = export_encoder(ModelSource(str(hf), "hf", hf, ENCODER, "pii-tagger")) / "model.onnx"
         onnx_int8 = quantized_encoder(onnx_fp32, "int8")
-        staging = Path(tempfile.mkdtemp(prefix=".pii-tagger-", dir=out.parent if out.parent.exists() else None))
-        shutil.copy(onnx_int8, staging / "model.onnx")
-        shutil.copy(teacher / "tokenizer.json", staging / "tokenizer.json")
-        np.savez(staging / "head.npz", W=model.classifier.weight.detach().numpy().T.astype(np.float32),
-                 b=model.classifier.bias.detach().numpy().astype(np.float32))
-        summary["int8_bytes"] = (staging / "model.onnx").stat().st_size
-        (staging / "tagger.json").write_text(json.dumps(summary, indent=2) + "\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # replace only a tagger folder, never anything else
-        if not (out / "tagger.json").is_file():
-            shutil.rmtree(staging)
-            raise EdgewiseError(f"{out} exists and is not a PII tagger folder: choose another --out")
-        shutil.rmtree(out)
-    staging.rename(out)
-    out.chmod(0o755)  # mkdtemp made it private
+        with staged_dir(out) as staging:
+            shutil.copy(onnx_int8, staging / "model.onnx")
+            shutil.copy(teacher / "tokenizer.json", staging / "tokenizer.json")
+            np.savez(staging / "head.npz", W=model.classifier.weight.detach().numpy().T.astype(np.float32),
+                     b=model.classifier.bias.detach().numpy().astype(np.float32))
+            summary["int8_bytes"] = (staging / "model.onnx").stat().st_size
+            (staging / "tagger.json").write_text(json.dumps(summary, indent=2) + "\n")
     size = sum(f.stat().st_size for f in out.iterdir())
     log(f"wrote {out} ({size / 1e6:.1f} MB: int8 encoder {summary['int8_bytes'] / 1e6:.1f} MB)")
     return summary
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--recipe", default="recipes/pii-tagger.toml")
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args(argv)
-    cfg = PiiTrainConfig.from_file(args.recipe)
-    train(cfg, Path(args.out) if args.out else None)
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ the seconds it took, so a signal's cost in edge time is known on a rerun that ge
 Sampled answers (answer consistency: the edge answers k more times at a temperature) are cached the same way, with
 the temperature and the seed in the key; the seeds are fixed, so a rerun asks for, and finds, the same samples.
 
-`answer_items` turns both models' answers into scored `EvalRow`s, the input of edgewise.route.evaluation.
+`answer_items` turns both models' answers into scored `EvalRow`s, the input of edgewise.route.eval.evaluation.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """On-device tagger for person names and street addresses: a small BERT-style token classifier in int8 ONNX.
 
-The model folder ships in the package (edgewise/data/pii-tagger, built by `python -m edgewise.route.pii_train`):
+The model folder ships in the package (edgewise/data/pii-tagger, built by `edgewise privacy train`):
     model.onnx       the encoder, exported and int8-quantized by edgewise.export (last_hidden_state out)
     head.npz         the token-classification head (W: (H, K), b: (K,)), applied here in numpy
     tokenizer.json   MiniLM's uncased WordPiece tokenizer
@@ -24,18 +24,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.pii_base import DETECTORS, Entity, register_detector
+from edgewise.numerics import log_softmax
+from edgewise.privacy.base import DETECTORS, Entity, register_detector
 
-# onnxruntime and tokenizers are imported inside the functions that use them: edgewise.route imports this module to
-# register the tagger, which needs them only when a tagger model folder is found (register_default).
+# onnxruntime and tokenizers are imported inside the functions that use them: edgewise.privacy.pii imports this module
+# to register the tagger, which needs them only when a tagger model folder is found (register_default).
 KINDS = ("person", "street_address")
 # A tagger folder, or "off" for patterns only. Only "off" turns the tagger off: an empty value means unset, and any
 # other value is a folder, so a typo fails closed (`require`) instead of dropping name and address detection.
 ENV = "EDGEWISE_PII_MODEL"
+BUILD = "`edgewise privacy train --recipe recipes/pii-tagger.toml`"
 log = logging.getLogger(__name__)
 
 
@@ -51,13 +54,12 @@ def case_type(piece: str, line_start: bool) -> int:
 N_TYPES = 6
 
 
-class Encoded:
+class Encoded(NamedTuple):
     """One text as model inputs: word-piece ids, case types and character offsets (no CLS/SEP)."""
 
-    __slots__ = ("ids", "types", "offsets")
-
-    def __init__(self, ids: np.ndarray, types: np.ndarray, offsets: list[tuple[int, int]]):
-        self.ids, self.types, self.offsets = ids, types, offsets
+    ids: np.ndarray
+    types: np.ndarray
+    offsets: list[tuple[int, int]]
 
 
 def encode(tokenizer, text: str) -> Encoded:
@@ -180,8 +182,7 @@ class PiiTagger:
         folder = Path(folder)
         meta_path = folder / "tagger.json"
         if not meta_path.is_file():
-            raise EdgewiseError(f"{folder} is not a PII tagger folder (no tagger.json): build one with "
-                                "`python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml`")
+            raise EdgewiseError(f"{folder} is not a PII tagger folder (no tagger.json): build one with {BUILD}")
         meta = json.loads(meta_path.read_text())
         self.config = TaggerConfig(**{k: meta[k] for k in ("labels", "window", "overlap", "threshold") if k in meta})
         self.folder = folder
@@ -215,8 +216,8 @@ class PiiTagger:
         if found is None:
             raise EdgewiseError(f"{ENV}=off turns the PII tagger off: unset it to use the packaged tagger")
         if not found.is_dir():
-            raise EdgewiseError(f"PII tagger folder {found} not found: reinstall edgewise, or point {ENV} at a "
-                                "folder built by `python -m edgewise.route.pii_train --recipe recipes/pii-tagger.toml`")
+            raise EdgewiseError(f"PII tagger folder {found} not found: reinstall edgewise, or point {ENV} at a folder "
+                                f"built by {BUILD}")
         return cls(found, threads)
 
     def probs(self, text: str) -> tuple[np.ndarray, Encoded]:
@@ -237,10 +238,7 @@ class PiiTagger:
             types[i, 1:e - s + 1] = enc.types[s:e]
             mask[i, :e - s + 2] = 1
         (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-        logits = hidden @ self.W + self.b  # (B, L, K)
-        logits -= logits.max(-1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(-1, keepdims=True)
+        p = np.exp(log_softmax(hidden @ self.W + self.b))  # (B, L, K) label probabilities
         for i, (s, e, kf, kt) in enumerate(spans):
             out[kf:kt] = p[i, 1 + kf - s:1 + kt - s]
         return out, enc
@@ -358,12 +356,9 @@ def require(why: str) -> PiiTagger | None:
     try:
         tagger = shared_tagger(folder)
     except Exception as e:  # noqa: BLE001 - a missing folder or file, or a model onnxruntime cannot read
-        if not folder.is_dir():
-            problem = "not found"
-        elif not (folder / "tagger.json").is_file():
-            problem = "no tagger.json there"
-        else:
-            problem = f"{type(e).__name__}: " + " ".join(str(e).split())[:160]
+        problem = ("not found" if not folder.is_dir() else "no tagger.json there"
+                   if not (folder / "tagger.json").is_file() else
+                   f"{type(e).__name__}: " + " ".join(str(e).split())[:160])
         raise EdgewiseError(f"{why} needs the PII tagger at {folder} ({problem}): reinstall edgewise, point {ENV} "
                             f"at a tagger folder, or set {ENV}=off to accept patterns only") from None
     register_default()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import phonenumbers as pn
 
-from edgewise.route.pii_patterns import nino_ok, ssn_ok
-from edgewise.route.pii_synth_data import (
+from edgewise.privacy.patterns import nino_ok, ssn_ok
+from edgewise.privacy.synth_data import (
     NAME_LOCALES, ADDRESS_LOCALES, PHONE_REGIONS, TITLES, BRANDS, ACRONYMS, WORD_NUMBERS, ORGS, CITY_ADJ,
     EPONYMS, CAPWORDS, CITIES, COUNTRIES, TOPICS, TEMPLATES, HELDOUT_TEMPLATES, PERSON_FRAGMENTS,
     ADDRESS_FRAGMENTS, NEGATIVE_FRAGMENTS,

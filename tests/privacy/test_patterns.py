@@ -2,8 +2,8 @@
 
 import pytest
 
-from edgewise.route.pii import detect
-from edgewise.route.pii_patterns import card_ok, iban_ok, nino_ok, ssn_ok
+from edgewise.privacy.patterns import card_ok, iban_ok, nino_ok, ssn_ok
+from edgewise.privacy.pii import detect
 
 STRUCTURED = ("email", "phone", "credit_card", "iban", "ipv4", "ipv6", "us_ssn", "uk_nino")
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import pii
-from edgewise.route.pii import Entity, detect, redact, restore
-from edgewise.route.pii_eval import load_labelled, score
-from edgewise.route.pii_tagger import (PiiTagger, case_type, decode, default_model_dir, fuse_attention,
+from edgewise.privacy import pii
+from edgewise.privacy.base import available_kinds
+from edgewise.privacy.evaluate import load_labelled, score
+from edgewise.privacy.pii import Entity, detect, redact, restore
+from edgewise.privacy.tagger import (PiiTagger, case_type, decode, default_model_dir, fuse_attention,
                                        packaged_model_dir, windows)
 
 HAND = Path(__file__).resolve().parents[1] / "data" / "pii_handwritten.jsonl"
@@ -64,7 +65,7 @@ def test_decode_threshold_is_one_minus_p_outside():
 
 
 def test_missing_folder_says_how_to_build_one(tmp_path):
-    with pytest.raises(EdgewiseError, match="pii_train"):
+    with pytest.raises(EdgewiseError, match="edgewise privacy train"):
         PiiTagger.load(tmp_path)
 
 
@@ -98,7 +99,7 @@ def test_model_ships_in_the_package_and_env_overrides_it(monkeypatch, tmp_path):
 
 
 def test_model_is_registered_and_small():
-    assert {"person", "street_address"} <= set(pii.available_kinds())
+    assert {"person", "street_address"} <= set(available_kinds())
     folder = default_model_dir()
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 25 * 2**20
 

@@ -1,6 +1,6 @@
 """The PII detector registry: the Entity a detector yields, placeholder labels, and `register_detector`.
 
-Detectors (route/pii_patterns.py, route/pii_tagger.py, a user's own) import this module to register; route/pii.py
+Detectors (privacy/patterns.py, privacy/tagger.py, a user's own) import this module to register; privacy/pii.py
 imports them and runs them. Kept below both, so no detector imports the module that imports it.
 """
 

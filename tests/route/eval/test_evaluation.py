@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import calibrate as cal
-from edgewise.route import eval_command as cmd
-from edgewise.route import evaluation as ev
 from edgewise.route.confidence import hash_embed
+from edgewise.route.eval import answers
+from edgewise.route.eval import calibrate as cal
+from edgewise.route.eval import command as cmd
+from edgewise.route.eval import evaluation as ev
 
 
 def small_embed(texts):
@@ -37,7 +38,7 @@ def _rows(n=200, seed=0, consistency=False):
         lp = list(rng.normal(-0.2 if right else -2.0, 0.3, size=4).clip(max=0))
         cloud = float(rng.random() < 0.9)
         iid = f"{i:016x}"
-        row = ev.EvalRow(fam, iid, f"{fam} question number {i}", "a", lp, float(right), "c", cloud)
+        row = answers.EvalRow(fam, iid, f"{fam} question number {i}", "a", lp, float(right), "c", cloud)
         if consistency:
             row.consistency = (float(right) - cloud + 1) / 2
             row.edge_seconds, row.sample_seconds, row.edge_samples = 0.5, 2.0 + i % 2, ["a"] * 4
@@ -191,7 +192,7 @@ def test_knn_finds_the_prompts_the_edge_solves():
         easy = i % 3 != 0
         words = "planet orbit moon star comet" if easy else "tax income invoice refund ledger"
         prompt = " ".join(rng.permutation(words.split())[:4]) + f" item{i}"
-        rows.append(ev.EvalRow("mix", f"{i:016x}", prompt, "a", list(rng.normal(-1, 0.3, 3).clip(max=0)),
+        rows.append(answers.EvalRow("mix", f"{i:016x}", prompt, "a", list(rng.normal(-1, 0.3, 3).clip(max=0)),
                                float(easy), "c", 1.0))
     report = ev.evaluate(rows, small_embed, embed_name="hash", **FAST)
     held = {r["signal"]: r for r in report["held_out"] if r["family"] == "all"}
@@ -235,7 +236,7 @@ def test_costs_and_the_policy_skip_what_the_router_cannot_compute(tmp_path):
 
 
 def test_markdown_table_shows_every_column():
-    from edgewise.route.eval_table import markdown_table
+    from edgewise.route.eval.table import markdown_table
 
     report = ev.evaluate(_rows(consistency=True), small_embed, embed_name="hash", **FAST)
     for rep in (report, json.loads(json.dumps(cmd.json_report(report)))):  # in memory (nan) and from JSON (null)
@@ -252,20 +253,20 @@ def test_final_answers_agree_by_letter_number_or_text():
     from edgewise.evaluate.answers import TaskItem, final_answer
 
     mc = TaskItem("mmlu", "1", "q", "choice", "B", ("Mars", "Venus", "Earth", "Moon"))
-    assert ev.agreement(mc, "B", ["B.", "The answer is B", "C", "(B)"]) == 0.75
-    assert ev.agreement(mc, "I am not sure", ["I am not sure"] * 2) == 0.0  # no letter: nothing to agree on
+    assert answers.agreement(mc, "B", ["B.", "The answer is B", "C", "(B)"]) == 0.75
+    assert answers.agreement(mc, "I am not sure", ["I am not sure"] * 2) == 0.0  # no letter: nothing to agree on
     num = TaskItem("gsm8k", "2", "q", "number", "18")
     assert final_answer(num, "so 9*2 = 18. Answer: 18") == "18"
-    assert ev.agreement(num, "Answer: 18", ["18", "Answer: 18.0", "17", "no idea"]) == 0.5
+    assert answers.agreement(num, "Answer: 18", ["18", "Answer: 18.0", "17", "no idea"]) == 0.5
     qa = TaskItem("qa", "3", "q", "contains", ("Paris",))
-    assert ev.agreement(qa, "Paris.", ["paris", "The Paris", "Lyon"]) == pytest.approx(2 / 3)
+    assert answers.agreement(qa, "Paris.", ["paris", "The Paris", "Lyon"]) == pytest.approx(2 / 3)
 
 
 def test_consistency_on_a_tiny_model_is_cached(tmp_path, tiny_llama_dir):
     """A real tiny model samples k answers per item at T=0.7 with fixed seeds; the rerun generates nothing and
     gives the same rows."""
     from edgewise.evaluate.answers import TaskItem
-    from edgewise.route.answers import AnswerCache, ConsistencyConfig, EdgeAnswerer
+    from edgewise.route.eval.answers import AnswerCache, ConsistencyConfig, EdgeAnswerer
 
     class Counted(EdgeAnswerer):
         def __init__(self, *a, **k):
@@ -281,7 +282,7 @@ def test_consistency_on_a_tiny_model_is_cached(tmp_path, tiny_llama_dir):
              for i in range(3)]
     cfg = ConsistencyConfig(k=3, temperature=0.7, seed=0)
     cache = AnswerCache(tmp_path / "a.sqlite")
-    rows = ev.answer_items(items, edge, edge, cache, consistency=cfg)  # the tiny model is its own "cloud" here
+    rows = answers.answer_items(items, edge, edge, cache, consistency=cfg)  # the tiny model is its own "cloud" here
     assert edge.generations == len(items) * (1 + cfg.k)  # one greedy answer (shared by edge and cloud) + k samples
     assert len(cache) == len(items) * (1 + cfg.k)
     for r in rows:
@@ -291,9 +292,9 @@ def test_consistency_on_a_tiny_model_is_cached(tmp_path, tiny_llama_dir):
     cache.close()
     again = AnswerCache(tmp_path / "a.sqlite")
     before = edge.generations
-    assert ev.answer_items(items, edge, edge, again, consistency=cfg) == rows
+    assert answers.answer_items(items, edge, edge, again, consistency=cfg) == rows
     assert edge.generations == before  # every sample came from the cache
-    ev.answer_items(items, edge, edge, again, consistency=ConsistencyConfig(k=3, temperature=0.7, seed=1))
+    answers.answer_items(items, edge, edge, again, consistency=ConsistencyConfig(k=3, temperature=0.7, seed=1))
     assert edge.generations == before + len(items)  # seeds 1, 2, 3: only seed 3 is new (the key holds the seed)
-    off = ev.answer_items(items, edge, edge, again, consistency=None)
+    off = answers.answer_items(items, edge, edge, again, consistency=None)
     assert all(r.consistency is None and r.edge_samples == [] for r in off)

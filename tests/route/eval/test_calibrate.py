@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import calibrate as cal
+from edgewise.route.eval import calibrate as cal
 from edgewise.route.router import Router
 
 # Five prompts, worked by hand in the comments below. The cloud always gets it right.

@@ -1,7 +1,7 @@
 """`edgewise route eval`, the measurement: run an edge and a cloud model on tasks with references, and measure
-routers held out (the command and what it writes: edgewise.route.eval_command; the markdown table: eval_table).
+routers held out (the command and what it writes: route/eval/command.py; the markdown table: route/eval/table.py).
 
-1. Both models answer every item greedily (answers cached on disk, edgewise.route.answers); each answer is
+1. Both models answer every item greedily (answers cached on disk, edgewise.route.eval.answers); each answer is
    scored by its task's rule (edgewise.evaluate.answers). An edge that can sample also answers k more times at a
    temperature (fixed seeds, cached too) for the consistency signal.
 2. The items are split in two halves by a hash of their id, so the split is the same on every run and
@@ -33,11 +33,9 @@ import numpy as np
 
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate.stats import BOOTSTRAP_SEED, CONFIDENCE
-from edgewise.route import calibrate as cal
-# The rows and answer_items live with the answers; they are re-exported here, where eval_command imports them.
-from edgewise.route.answers import FOLDS, EvalRow, agreement, answer_items  # noqa: F401
-from edgewise.route.confidence import (EmbedFn, KnnScorer, LogisticScorer, logprob_features,
-                                       sequence_confidence)
+from edgewise.route.confidence import EmbedFn, KnnScorer, LogisticScorer, logprob_features, sequence_confidence
+from edgewise.route.eval import calibrate as cal
+from edgewise.route.eval.answers import FOLDS, EvalRow
 
 LOGPROB_SIGNALS = ("p10", "mean", "min")
 LEARNED_SIGNALS = ("prompt", "combined")  # logistic scorers a policy file can name (route/policies/confidence.py)

@@ -1,10 +1,10 @@
 """PII detection and reversible redaction.
 
 Structured kinds (e-mail, phone, card, IBAN, IP, US SSN, UK NINO) come from patterns with validators
-(`pii_patterns`); person names and street addresses from a small on-device token classifier
-(`pii_tagger`, the int8 ONNX model shipped in edgewise/data/pii-tagger), registered when its model is found. More
-detectors plug in with `register_detector(kind)`. A router whose privacy relies on the tagger checks it at start
-(`require_detectors`) and refuses to start without it.
+(privacy/patterns.py); person names and street addresses from a small on-device token classifier
+(privacy/tagger.py, the int8 ONNX model shipped in edgewise/data/pii-tagger), registered when its model is
+found. More detectors plug in with `privacy.base.register_detector(kind)`. A router whose privacy relies on the
+tagger checks it at start (`require_detectors`) and refuses to start without it.
 
     text, mapping = redact("mail bob@example.com")   # -> "mail [EMAIL_1]", {"[EMAIL_1]": "bob@example.com"}
     restore(cloud_answer, mapping)                    # puts the values back
@@ -16,11 +16,10 @@ import re
 from typing import Iterable
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import pii_tagger
-# The registry lives in pii_base so detectors can register without importing this module; re-exported here.
-from edgewise.route.pii_base import (  # noqa: F401
-    DETECTORS, FUZZY, LABELS, PRIORITY, Detector, Entity, available_kinds, register_detector,
-)
+from edgewise.privacy import tagger
+# The registry (register_detector, available_kinds) lives in privacy/base.py, so detectors register without
+# importing this module.
+from edgewise.privacy.base import DETECTORS, FUZZY, LABELS, PRIORITY, Entity
 
 
 # --- detection and redaction -----------------------------------------------------------------
@@ -127,8 +126,8 @@ def require_detectors(mode: str, kinds: Iterable[str] | None = None) -> None:
     detector that is missing and the fix, rather than let its values reach the cloud. The tagger counts as
     present when EDGEWISE_PII_MODEL=off, the user's explicit choice of patterns only."""
     wanted = set(LABELS) if kinds is None else set(kinds)
-    if wanted & set(pii_tagger.KINDS):
-        pii_tagger.require(f"privacy mode {mode}")
+    if wanted & set(tagger.KINDS):
+        tagger.require(f"privacy mode {mode}")
 
 
 def redact(text: str, kinds: Iterable[str] | None = None) -> tuple[str, dict[str, str]]:

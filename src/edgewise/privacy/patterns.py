@@ -5,7 +5,7 @@ length for IBANs, the stdlib `ipaddress` parser for IPs, Google's libphonenumber
 phones, and the issuing rules for US SSNs and UK National Insurance numbers (neither has a check digit: the
 rules are which number blocks are never issued).
 
-Importing this module registers the detectors with `edgewise.route.pii`.
+Importing this module registers the detectors with `edgewise.privacy.pii`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Iterable
 
 import phonenumbers as pn
 
-from edgewise.route.pii_base import Entity, register_detector
+from edgewise.privacy.base import Entity, register_detector
 
 # --- validators ------------------------------------------------------------------------------
 

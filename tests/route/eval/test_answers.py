@@ -3,7 +3,7 @@
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.answers import Answer, AnswerCache, CloudAnswerer, ConsistencyConfig
+from edgewise.route.eval.answers import Answer, AnswerCache, CloudAnswerer, ConsistencyConfig
 
 
 class Counting:

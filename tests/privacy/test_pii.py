@@ -3,9 +3,10 @@ import re
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route import pii
-from edgewise.route.pii import StreamRestorer, detect, redact, restore
-from edgewise.route.pii_patterns import iban_ok, luhn_ok
+from edgewise.privacy import pii
+from edgewise.privacy.base import register_detector
+from edgewise.privacy.patterns import iban_ok, luhn_ok
+from edgewise.privacy.pii import StreamRestorer, detect, redact, restore
 
 # One value per kind, each known-valid: Luhn-valid test card numbers, IBANs from the ISO 13616 examples.
 SAMPLES = {
@@ -123,7 +124,7 @@ def _employee_ids(text):
 
 def test_detector_hook_adds_a_kind():
     if "employee_id" not in pii.DETECTORS:
-        pii.register_detector("employee_id")(_employee_ids)
+        register_detector("employee_id")(_employee_ids)
 
     red, mapping = redact("ticket for EMP-123456 from a@b.io", ["employee_id", "email"])
     assert red == "ticket for [EMPLOYEE_ID_1] from [EMAIL_1]"

@@ -1,5 +1,5 @@
 """`edgewise route eval`, the command: its config, the run from tasks to files, and what it writes (the JSON report,
-the answers, the plot and the policy). The measurement itself is edgewise.route.evaluation."""
+the answers, the plot and the policy). The measurement itself is edgewise.route.eval.evaluation."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import numpy as np
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate.task_files import load_task
 from edgewise.progress import Progress
-from edgewise.route import calibrate as cal
-from edgewise.route.answers import AnswerCache, Answerer, CloudAnswerer, ConsistencyConfig, EdgeAnswerer
 from edgewise.route.confidence import EMBEDDERS, LogisticScorer
-from edgewise.route.eval_table import markdown_table
-from edgewise.route.evaluation import LEARNED_SIGNALS, EvalRow, answer_items, evaluate, routing_data
+from edgewise.route.eval import calibrate as cal
+from edgewise.route.eval.answers import (AnswerCache, Answerer, CloudAnswerer, ConsistencyConfig, EdgeAnswerer,
+                                         EvalRow, answer_items)
+from edgewise.route.eval.evaluation import LEARNED_SIGNALS, evaluate, routing_data
+from edgewise.route.eval.table import markdown_table
 
 # --- outputs ---------------------------------------------------------------------------------
 

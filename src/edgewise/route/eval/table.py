@@ -2,7 +2,7 @@
 oracle beside every signal, each signal's held-out APGR with its bootstrap interval and its 5-fold cross-validated
 APGR, and what each signal costs in edge time.
 
-    print(markdown_table(report))   # report: evaluate()'s dict, or the JSON that eval_command writes
+    print(markdown_table(report))   # report: evaluate()'s dict, or the JSON that edgewise.route.eval.command writes
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The word lists and message templates the PII tagger's synthetic data is drawn from (see pii_synth).
+"""The word lists and message templates the PII tagger's synthetic data is drawn from (see privacy/synth.py).
 
 Data only: the names' locales for Faker, hard negatives (brands, organisations, places as adjectives, eponyms,
 capitalised common words), and the training and held-out templates with their slots.
