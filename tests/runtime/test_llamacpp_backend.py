@@ -135,6 +135,29 @@ def test_rewind_and_incremental_match_one_shot(smol):
 
 @needs_llamacpp
 @real_model
+def test_append_all_returns_every_position_and_speculation_runs(smol):
+    from edgewise.runtime import GenerationConfig, generate
+
+    s, ids = smol.decoder, smol.tokenizer.encode("One, two, three, four, five, six")
+    s.start(64)
+    s.append(ids[:2])
+    rows = s.append_all(ids[2:])  # one batch asking for the logits of every row
+    assert rows.shape == (len(ids) - 2, smol.tokenizer.vocab_size)
+    s.start(64)
+    s.append(ids[:2])
+    steps = np.stack([s.append([t]) for t in ids[2:]])
+    # Batch and single-token kernels round differently (docs/speculative.md, "Limits"): the same picks, close rows.
+    assert (rows.argmax(-1) == steps.argmax(-1)).mean() >= 0.8
+    assert min(np.corrcoef(a, b)[0, 1] for a, b in zip(rows, steps)) > 0.99
+    # The verify loop on llama.cpp: as many tokens as asked, its totals counted.
+    prompt = "Repeat after me: the cat sat on the mat, the cat sat on the mat, the cat sat on the mat"
+    r = generate(smol, prompt, GenerationConfig(max_tokens=24), draft="lookup")
+    assert r.generation_tokens == 24 or r.finish_reason == "stop"
+    assert r.draft is not None and r.draft.steps >= 1 and r.draft.proposed >= r.draft.accepted
+
+
+@needs_llamacpp
+@real_model
 def test_context_and_precision_errors(smol, tmp_path):
     from edgewise.runtime.llamacpp_backend import load_llamacpp
 
