@@ -24,30 +24,12 @@ import time
 from pathlib import Path
 
 from edgewise.bench.route_families import task_files, task_kinds
+from edgewise.progress import LineProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CLOUD = "qwen2.5-coder-1.5b"
 DEFAULT_FAMILIES = ("mmlu", "socialiqa", "quartz")
-
-
-class LineProgress:
-    """One line per 50 items: a benchmark log, not a terminal."""
-
-    def stage(self, name, total):
-        self.name, self.total, self.i, self.t0 = name, total, 0, time.monotonic()
-        print(f"{name}: {total} items", flush=True)
-
-    def step(self, label):
-        self.i += 1
-        if self.i % 50 == 0:
-            print(f"  {self.name} {self.i}/{self.total} {time.monotonic() - self.t0:.0f} s", flush=True)
-
-    def info(self, message):
-        print(message, flush=True)
-
-    def done(self):
-        pass
 
 
 def main() -> None:
@@ -92,7 +74,7 @@ def main() -> None:
                                   samples=args.samples)
             t0 = time.monotonic()
             try:
-                report, written = run_route_eval(cfg, LineProgress())
+                report, written = run_route_eval(cfg, LineProgress(every=50))
             except Exception as e:  # one edge failing must not lose the others' results
                 failed[edge] = one_line(e)
                 summary["edges"][edge] = {"failed": f"{type(e).__name__}: {e}"}

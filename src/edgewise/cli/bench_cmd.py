@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from edgewise.cli.app import app
-from edgewise.cli.optimize_cmd import RichProgress, _quiet, _table_console
+from edgewise.cli.optimize_cmd import _quiet, _table_console
+from edgewise.cli.progress_view import RichProgress
 
 err = Console(stderr=True)
 # edgewise.bench.compare and edgewise.report are imported inside the command: every command module loads when

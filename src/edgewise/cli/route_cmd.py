@@ -101,7 +101,7 @@ def eval_cmd(
     sample_temperature: float = typer.Option(0.7, "--sample-temperature", help="Temperature of those samples."),
 ):
     """Run an edge and a cloud model on tasks with references, fit routers on one half, report the other."""
-    from edgewise.cli.optimize_cmd import RichProgress
+    from edgewise.cli.progress_view import RichProgress
     from edgewise.route.eval.command import RouteEvalConfig, run_route_eval
     from edgewise.route.eval.table import markdown_table
 
