@@ -30,6 +30,33 @@ def test_decoder_bench_in_a_child_process(int4_dir):
     assert r["weight_bytes_per_token"] == decode_weight_bytes(int4_dir / "model.onnx")
     assert r["achieved_bandwidth_gbs"] == pytest.approx(r["weight_bytes_per_token"] * r["generation_tps"] / 1e9)
     assert 0 < r["peak_rss_mb"] < 1200 and r["threads"] == 1
+    assert "draft" not in r  # no draft spec: plain decode only
+
+
+def _child(path, draft: str) -> dict:
+    r = run_child(BenchSpec(str(path), "ort", threads=1, max_tokens=8, passes=2, draft=draft))
+    assert "error" not in r, r
+    return r
+
+
+def _draft_row(path, draft: str) -> dict:
+    return _child(path, draft)["draft"]
+
+
+def test_a_draft_is_timed_beside_plain_decode_in_the_same_child(int4_dir):
+    d = _draft_row(int4_dir, "lookup:k=4")
+    assert d["source"] == "lookup:k=4" and d["rounds"] == 2 and d["same_tokens"] is True
+    assert 0 <= d["accepted"] <= d["proposed"] and d["acceptance"] == pytest.approx(d["accepted"] / d["proposed"])
+    # 7 tokens per generation come from verify passes (the prompt's pass chose the first), two rounds of them
+    assert d["tokens"] == 14 and d["tokens_per_step"] == pytest.approx(14 / d["steps"]) and d["steps"] <= 14
+    assert d["speedup"] == pytest.approx(d["generation_tps"] / d["plain_tps"]) and d["speedup"] > 0
+
+
+def test_a_model_draft_loads_once_and_a_bad_one_leaves_plain_figures(int4_dir, tiny_bert_dir):
+    d = _draft_row(int4_dir, f"model:{int4_dir},k=3")  # the model drafting for itself: it agrees with every token
+    assert d["acceptance"] == 1.0 and d["same_tokens"] is True and d["tokens_per_step"] > 1.0
+    r = _child(int4_dir, f"model:{tiny_bert_dir}")
+    assert r["generation_tps"] > 0 and "causal LM" in r["draft"]["error"] and "\n" not in r["draft"]["error"]
 
 
 def test_device_fit_and_estimate_are_labelled():

@@ -40,6 +40,25 @@ def test_report_json_has_the_documented_fields(run):
     assert report["task"]["primary"] == "perplexity" and report["gate"]["max_drop"] == 0.5
 
 
+def test_every_decoder_row_carries_its_draft(run):
+    """--draft lookup (the default): acceptance and speed-up measured in each variant's own child process."""
+    for v in run.report["variants"]:
+        d = v["draft"]
+        assert d["source"] == "lookup" and 0.0 <= d["acceptance"] <= 1.0 and d["speedup"] > 0
+        assert d["tokens_per_step"] >= 0 and d["steps"] > 0 and d["generation_tps"] > 0 < d["plain_tps"]
+    fp32 = run.report["variants"][0]
+    assert fp32["draft"]["same_tokens"] is True  # speculation is lossless under greedy decoding
+
+
+def test_draft_none_leaves_the_draft_out(tiny_llama_dir, tmp_path):
+    out = tmp_path / "out"
+    main(["optimize", str(tiny_llama_dir), "--task", TEXT, "--methods", "fp32", "--max-tokens", "4", "--max-drop",
+          "50%", "--draft", "none", "--out", str(out)])
+    (v,) = json.loads((out / "report.json").read_text())["variants"]
+    assert "draft" not in v and v["generation_tps"] > 0
+    assert "draft ×" not in (out / "report.html").read_text()
+
+
 def test_html_plots_and_bundle(run):
     from edgewise.models import load
     from edgewise.runtime import GenerationConfig, generate, load_model
@@ -137,6 +156,11 @@ def test_a_failed_write_leaves_no_half_written_folder(tiny_llama_dir, tmp_path, 
     (["--methods", "fp32,int3"], "unknown method"),
     (["--device", "toaster"], "unknown device"),
     (["--max-drop", "lots"], "max-drop"),
+    (["--draft", "ngram"], "unknown draft source 'ngram'"),
+    (["--draft", "lookup:k=0"], "positive integer"),
+    (["--draft", "lookup:size=3"], "unknown option"),
+    (["--draft", "model:"], "names no model"),
+    (["--draft", "model:/no/such/model"], "/no/such/model"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_output(tiny_llama_dir, tmp_path, capsys, args, msg):
     (tmp_path / "b.jsonl").write_bytes(b"\0\1\2binary")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import json
 from html.parser import HTMLParser
 
@@ -90,7 +91,8 @@ def test_the_html_table_holds_each_variants_own_figures(report):
     fp32 = dict(zip(head[1], rows[0][1]))
     assert fp32["Δ vs fp32"] in ("+0.0%", "-0.0%")  # the reference against itself
     rec = report["recommendation"]
-    assert f"<b>Recommended: {rec['name']}</b>" in page and rec["reason"] in page
+    # escaped: a reason can quote a name ("fp32's 4940.6 tokens/s") whose apostrophe the page writes as &#x27;
+    assert f"<b>Recommended: {rec['name']}</b>" in page and html.escape(rec["reason"]) in page
     assert report["gate"]["description"] in page and f"{report['model']['params'] / 1e6:.1f}M parameters" in page
 
 
@@ -151,6 +153,30 @@ def test_terminal_table_has_the_html_columns_marked_for_it(report):
         line = next(ln for ln in text.splitlines() if ln.strip("│ ").startswith(v["name"]))
         assert f"{v['size_mb']:.1f}" in line and f"{v['kld']:.4f}" in line and v["gate_status"] in line
     assert "prompt tok/s" not in text and "load s" not in text  # HTML only
+
+
+def test_the_draft_columns_show_when_a_row_measured_one(report):
+    """optimize times the lookup draft by default: its speed-up and acceptance get a column each, in the terminal
+    and the page; a report without drafts (--draft none, an older report.json) shows neither."""
+    assert all(v["draft"]["source"] == "lookup" for v in report["variants"])
+    head, *rows = tables(render_html(report, {}))[0]
+    for (_, cells), v in zip(rows, report["variants"]):
+        cell = dict(zip(head[1], cells))
+        assert cell["draft ×"] == f"{v['draft']['speedup']:.2f}"
+        assert cell["acceptance"] == f"{100 * v['draft']['acceptance']:.1f}%"
+    console = Console(width=400, record=True)
+    console.print(terminal_table(report))
+    text = console.export_text()
+    assert "draft ×" in text and "acceptance" in text
+    plain = copy.deepcopy(report)
+    for v in plain["variants"]:
+        del v["draft"]
+    titles = [c.title for c in columns(plain)]
+    assert "draft ×" not in titles and "acceptance" not in titles
+    failed = copy.deepcopy(report)  # a draft that failed in the child (e.g. another tokenizer) shows a dash
+    failed["variants"][0]["draft"] = {"source": "model:x", "error": "draft x does not share ..."}
+    head, first, *_ = tables(render_html(failed, {}))[0]
+    assert dict(zip(head[1], first[1]))["draft ×"] == "–"
 
 
 def test_search_section_lists_every_candidate(report):

@@ -28,6 +28,9 @@ class BenchSpec:
     max_tokens: int = 64
     passes: int = 2
     repeats: int = 30
+    # A draft spec (edgewise.runtime.drafts) the child also times beside plain decode, in the same rounds
+    # (bench/measure.py's DraftRounds); None: plain decode only.
+    draft: str | None = None
 
     def __post_init__(self):
         if self.max_tokens < 2 or self.passes < 1 or self.repeats < 1:

@@ -53,6 +53,9 @@ def optimize(
                                                                "scene different from the evaluation text)."),
     no_bench: bool = typer.Option(False, "--no-bench", help="Skip speed and memory measurements."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens generated per benchmark pass."),
+    draft: str = typer.Option("lookup", "--draft", help="Speculative decoding timed beside plain decode on a "
+                                                        "grounded prompt for every benched decoder: lookup[:ngram=3,"
+                                                        "k=8] or model:REF[,k=4,...]; none turns it off."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout at the end."),
     search: bool = typer.Option(False, "--search", help="Search pruning x quantization x per-layer precision for "
                                                         "the cheapest recipe that passes the gate and fits."),
@@ -74,7 +77,7 @@ def optimize(
     opts = OptimizeOptions(model=model, device=device, task=list(task) if task else None, methods=_split(methods), max_drop=max_drop, out=out,
                            force=force, calib=calib, bench=not no_bench, max_tokens=max_tokens, search=search,
                            search_prune=_split(search_prune, ";"), search_quant=_split(search_quant),
-                           budget_minutes=budget_minutes)
+                           budget_minutes=budget_minutes, draft=draft)
     progress = RichProgress(err)
     try:
         result = run_optimize(opts, progress)

@@ -14,7 +14,7 @@ import importlib.util
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,7 +31,7 @@ from edgewise.models.packaged import DEFAULT_MODEL
 from edgewise.models.kinds import ModelRole, SourceFormat
 from edgewise.models.source import CAUSAL_LM
 from edgewise.optimize.gate import DEFAULT_MAX_DROP, Gate, parse_gate, recommend, speed_of
-from edgewise.optimize.measure import measure_methods
+from edgewise.optimize.measure import check_draft, measure_methods
 from edgewise.optimize.quality import gate_rows, task_label, task_summaries
 from edgewise.optimize.search import SearchSpace, run_search
 from edgewise.outdir import check_out_dir
@@ -68,6 +68,8 @@ class OptimizeOptions:
     search_prune: list[str] | None = None  # structured pruning specs; None: the default ladder
     search_quant: list[str] | None = None  # quantization methods; None: the default set
     budget_minutes: float | None = None  # stop the search when this much time has gone
+    # Speculative decoding timed beside plain decode for every benched decoder (runtime/drafts.py spec); None: off.
+    draft: str | None = "lookup"
 
 
 @dataclass
@@ -136,6 +138,8 @@ def optimize(opts: OptimizeOptions, progress: Progress | None = None) -> Optimiz
         if hasattr(t, "progress"):  # tasks that report items/s as they go (choice, generate) use the run's progress
             t.progress = progress
     gate: Gate = parse_gate(opts.max_drop)
+    draft = check_draft(opts.draft)  # checked even where it will not run: only benched decoders time it
+    opts = replace(opts, draft=draft if decoder and opts.bench else None)  # a copy: the caller's options stay
     if opts.search:
         space, methods = SearchSpace.from_options(opts, decoder), []
     else:

@@ -12,11 +12,13 @@ from edgewise.bench import BenchSpec, bench_variant
 from edgewise.compress import config_dict, quantize
 from edgewise.devices import host_bandwidth_gbs
 from edgewise.errors import BackendUnavailableError, EdgewiseError
+from edgewise.models import load
 from edgewise.models.kinds import ModelRole
 from edgewise.optimize.quality import TaskRef, evaluate_tasks, gate_row, references
 from edgewise.progress import Progress
 from edgewise.report.row import VariantRow
 from edgewise.runtime import load_model
+from edgewise.runtime.drafts import DRAFTS
 
 
 def _free() -> None:
@@ -132,10 +134,27 @@ def evaluate_variant(r, refs: list[TaskRef], ref_model, is_reference: bool = Fal
     return row
 
 
-def bench_once(row: VariantRow, device, host_bw: float | None, opts) -> dict:
-    """Speed, memory and fit of one variant, measured in its own process (an error comes back as {"error": ...})."""
+def check_draft(spec: str | None) -> str | None:
+    """A --draft spec checked before any model work (None or "none": off). The source must be registered; lookup
+    is built (it needs no model), so its options are checked too; a model draft's ref must resolve. Its options
+    and tokenizer are checked where it loads, once per benched variant, and a failure there stays on the row."""
+    if spec is None or spec.strip().lower() in ("", "none"):
+        return None
+    name, _, text = (s.strip() for s in spec.strip().partition(":"))
+    factory = DRAFTS.get(name)  # an unknown source: one line naming the known ones
+    ref = text.partition(",")[0].strip()
+    if name == "lookup" or (name == "model" and not ref):
+        factory(text, None, None)  # lookup needs no model; `model:` without a ref fails before loading one
+    elif name == "model":
+        load(ref)
+    return spec.strip()
+
+
+def bench_once(row: VariantRow, device, host_bw: float | None, opts, draft: bool = True) -> dict:
+    """Speed, memory and fit of one variant, measured in its own process (an error comes back as {"error": ...}).
+    A decoder is also timed with opts.draft unless draft=False (a re-bench that wants plain speed only)."""
     spec = BenchSpec(row.path, row.backend, "fp32", threads=device.threads, max_tokens=opts.max_tokens,
-                     passes=opts.passes)
+                     passes=opts.passes, draft=getattr(opts, "draft", None) if draft else None)
     return bench_variant(spec, device, host_bw)
 
 
@@ -171,5 +190,5 @@ def note_llama_bench(row: VariantRow, threads: int, n_gen: int) -> None:
                          "llama-cpp-python, whose per-token Python calls and larger context cost the difference")
 
 
-__all__ = ["Measured", "measure_methods", "evaluate_variant", "bench_once", "bench_row", "gate_row",
+__all__ = ["Measured", "measure_methods", "evaluate_variant", "bench_once", "bench_row", "check_draft", "gate_row",
            "probe_bandwidth", "variant_precision"]

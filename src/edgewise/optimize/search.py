@@ -333,7 +333,7 @@ def _confirm_speeds(rows: list[VariantRow], device, host_bw, opts, progress,
     for i in range(rounds):
         for r in contenders:
             progress.info(f"confirm round {i + 1}/{rounds}: {r.name}")
-            again = bench_once(r, device, host_bw, opts)
+            again = bench_once(r, device, host_bw, opts, draft=False)
             if again.get("generation_tps") and "error" not in again:
                 r.search["generation_tps_rounds"].append(round(again["generation_tps"], 2))
     for r in contenders:

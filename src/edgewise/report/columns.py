@@ -102,6 +102,24 @@ def _fits(v: dict) -> str:
     return "–" if f is None else ("yes" if f else "does not fit")
 
 
+def _draft(v: dict, key: str, fmt: str) -> str:
+    """A figure of the row's speculative-decoding measurement (bench/measure.py), "–" where none or it failed."""
+    return _f((v.get("draft") or {}).get(key), fmt)
+
+
+def draft_columns(report: dict) -> list[Column]:
+    """Speed-up and acceptance of the draft, when any row measured one (`optimize --draft`, on by default)."""
+    drafts = [v["draft"] for v in report.get("variants", []) if isinstance(v.get("draft"), dict)]
+    if not drafts:
+        return []
+    source = drafts[0].get("source", "draft")
+    return [Column("draft ×", lambda v: _draft(v, "speedup", ".2f"),
+                   f"decode tokens/s with the {source} draft over plain decode on a grounded prompt, both timed in "
+                   "the same interleaved rounds of one process"),
+            Column("acceptance", lambda v: _pct((v.get("draft") or {}).get("acceptance")),
+                   "share of the draft's proposed tokens that the model accepted")]
+
+
 def columns(report: dict) -> list[Column]:
     primary = report["task"]["primary"]
     decoder = report["model"]["kind"] == ModelRole.DECODER
@@ -141,6 +159,7 @@ def columns(report: dict) -> list[Column]:
                    f"{v['decode_p50_ms']:.1f}/{v['decode_p95_ms']:.1f}", "decode latency per token"),
             Column("BW ratio", lambda v: _pct(v.get("achieved_bandwidth_ratio")),
                    "weight bytes per token x tokens/s over the probed host bandwidth"),
+            *draft_columns(report),
         ]
         if report["device"]["name"] != "host":
             cols.append(Column("est. device tok/s", lambda v: _f(v.get("est_device_tps"), ".1f"),
