@@ -11,6 +11,7 @@ The request is recorded once, however the stream ends: read to the end, broken, 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -135,7 +136,9 @@ class RouteStream:
     def _live_edge(self) -> Iterator[str]:
         """Run the edge on a thread of its own and yield its deltas as it makes them: the edge function pushes them
         through on_step, and a generator cannot yield from inside a callback."""
-        q: queue.SimpleQueue = queue.SimpleQueue()
+        # One delta of slack: the edge runs at most a token ahead of its reader, so a client that leaves stops it
+        # at once (the reader's side drains what is left below) instead of after the whole answer.
+        q: queue.Queue = queue.Queue(maxsize=1)
         cancel = threading.Event()
         self._live = (lambda r: q.put(r.text), cancel)
 
@@ -157,6 +160,9 @@ class RouteStream:
                     yield item
         finally:
             cancel.set()  # a reader that stops early stops the edge before its next token
+            while t.is_alive():  # unblock a put the edge is waiting in, until it has stopped
+                with contextlib.suppress(queue.Empty):
+                    q.get(timeout=0.05)
             t.join()
 
     def _read_cloud(self) -> Iterator[str]:
