@@ -35,7 +35,8 @@ def server(tiny_llama_dir):
 def test_two_concurrent_chats_run_on_separate_sessions_and_answer_as_alone(server):
     c = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
     mid = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
-    kw = dict(model=mid, max_tokens=48, temperature=0)
+    # 160 tokens: long enough (hundreds of ms on the tiny model) that two streams overlap on a busy machine too
+    kw = dict(model=mid, max_tokens=160, temperature=0)
     alone = [c.chat.completions.create(messages=m, **kw).choices[0].message.content for m in CHATS]
     created = _metric(server, "edgewise_sessions_created_total")
     start, got, times = threading.Barrier(2), [None, None], [[], []]
