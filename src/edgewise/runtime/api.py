@@ -16,10 +16,11 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from edgewise.errors import EdgewiseError, PromptTooLongError
+from edgewise.numerics import log_softmax, token_logprob
 from edgewise.runtime.backend import LoadedModel
 from edgewise.runtime.detokenize import StreamingDetokenizer
 from edgewise.runtime.drafts import load_draft
-from edgewise.runtime.sampling import LogitsProcessor, Sampler, log_softmax, samplers_for, token_logprob
+from edgewise.runtime.sampling import LogitsProcessor, Sampler, samplers_for
 from edgewise.runtime.session import TrackedSession
 from edgewise.runtime.speculative import speculate
 from edgewise.runtime.types import DraftStats, GenerationConfig, GenerationResponse, GenerationResult

@@ -12,8 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-# log_softmax is read from here by api.py; both live in edgewise.numerics, their one home.
-from edgewise.numerics import log_softmax, token_logprob  # noqa: F401
+from edgewise.numerics import token_logprob
 
 Sampler = Callable[[np.ndarray], int]
 LogitsProcessor = Callable[[Sequence[int], np.ndarray], np.ndarray]

@@ -23,8 +23,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from edgewise.errors import EdgewiseError
+from edgewise.numerics import token_logprob
 from edgewise.runtime.drafts import Proposal
-from edgewise.runtime.sampling import LogitsProcessor, Sampler, token_logprob
+from edgewise.runtime.sampling import LogitsProcessor, Sampler
 from edgewise.runtime.session import TrackedSession
 from edgewise.runtime.types import DraftStats, GenerationConfig
 
