@@ -187,7 +187,7 @@ $(LITERT_STAMP):
 # CI installed cannot skip in silence.
 EXTRAS_TESTS := tests/runtime/test_llamacpp_backend.py tests/serve/test_third_party_cloud.py \
   tests/export/test_litert_lm.py tests/runtime/test_litert_lm.py tests/compress/test_quantize.py \
-  tests/evaluate/test_lmeval.py tests/serve/test_policy_e2e.py
+  tests/evaluate/test_lmeval.py tests/serve/test_policy_e2e.py tests/test_formats.py
 test-extras: setup $(LLAMACPP_PY_STAMP) $(LITERT_STAMP)
 	EDGEWISE_HOME=$(CURDIR)/.edgewise-home EDGEWISE_REQUIRE=llamacpp,litert,lmeval $(BIN)/python -m pytest -q \
 	  -p no:cacheprovider $(EXTRAS_TESTS)

@@ -30,7 +30,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
                            "edgewise.compress.methods.weight_only", "edgewise.compress.methods.mixed",
                            "edgewise.compress.methods.transcode", "edgewise.compress.methods.llamacpp"),
     "task kind": ("edgewise.evaluate.accuracy", "edgewise.evaluate.embedding", "edgewise.evaluate.lm",
-                  "edgewise.evaluate.lmeval"),
+                  "edgewise.evaluate.lmeval_task"),
     "PII detector": ("edgewise.privacy.patterns", "edgewise.privacy.tagger:register_default"),
     "routing policy": ("edgewise.route.policies.budget", "edgewise.route.policies.confidence",
                        "edgewise.route.policies.connectivity", "edgewise.route.policies.privacy"),

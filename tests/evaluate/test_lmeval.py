@@ -19,7 +19,8 @@ from lm_eval.tasks import TaskManager  # noqa: E402
 
 from edgewise.errors import EdgewiseError  # noqa: E402
 from edgewise.evaluate import parse_task  # noqa: E402
-from edgewise.evaluate.lmeval import EdgewiseLM, LmevalTask, task_config  # noqa: E402
+from edgewise.evaluate.lmeval import EdgewiseLM  # noqa: E402
+from edgewise.evaluate.lmeval_task import LmevalTask, task_config  # noqa: E402
 from edgewise.numerics import log_softmax  # noqa: E402
 from edgewise.runtime import load_model  # noqa: E402
 from edgewise.runtime.api import forward_logits, generate  # noqa: E402
