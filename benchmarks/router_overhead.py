@@ -3,10 +3,17 @@ budget, the cloud-call thread and the decision log. The model calls themselves a
 (edge_fn and cloud_fn return at once; their measured time is subtracted).
 
 Every request is new to the PII tagger (its per-text cache is cleared first), as on a server where each prompt
-arrives once; --cached measures the repeat-prompt path instead (the tagger answers from its cache).
+arrives once; --cached measures the repeat-prompt path instead (the tagger answers from its cache). The tagger's
+word table (each ASCII word's pieces, privacy.tagger.WordTable) stays warm, as the words of a new prompt are mostly
+words seen before; --new-words empties it before every request too: every word new, the worst case.
+--no-word-table (the tokenizer reads every prompt) and --ort-skipln (onnxruntime's own SkipLayerNormalization
+fusion, which the tagger turns off) undo one of issue 23's item-5 changes each, to measure it alone.
+--stages splits the CPU time of a request: tokenizer, onnxruntime, the rest of the tagger, the patterns and the
+merging of detections (pii.detect less the tagger), and the rest of the router.
 
     .venv/bin/python benchmarks/router_overhead.py [--n 5000] [--json] [--watchdog] [--cached]
-        [--source logprobs|prompt|combined --scorer FILE.npz] [--prompt chat_1k_pii ...] [--unfused]
+        [--source logprobs|prompt|combined --scorer FILE.npz] [--prompt chat_1k_pii ...] [--unfused] [--new-words]
+        [--no-word-table] [--ort-skipln] [--stages]
 
 --unfused runs the tagger's exported graph as it is, without fusing each layer's attention into one kernel
 (privacy.tagger.fuse_attention): the cost of that step alone.
@@ -26,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgewise.privacy import pii
 from edgewise.privacy import tagger as pii_tagger
 from edgewise.privacy.tagger import PiiTagger, _tag_cached
 from edgewise.route import Router
@@ -58,6 +66,20 @@ PROMPTS = {
 }
 
 
+def timed(acc: dict[str, float], name: str, owner, attr: str) -> None:
+    """Replace owner.attr by a wrapper that adds the routing thread's CPU seconds in it to acc[name]."""
+    fn = getattr(owner, attr)
+
+    def wrapper(*a, **k):
+        c0 = time.thread_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[name] = acc.get(name, 0.0) + time.thread_time() - c0
+
+    setattr(owner, attr, wrapper)
+
+
 class InstantCloud:
     """Stands in for CloudClient, which the router calls inline (it honours its deadline itself)."""
 
@@ -80,13 +102,40 @@ def main() -> None:
     ap.add_argument("--prompt", action="append", choices=list(PROMPTS),
                     help="measure only this prompt kind (repeatable; default: all)")
     ap.add_argument("--unfused", action="store_true", help="the tagger's exported graph, attention not fused")
+    ap.add_argument("--new-words", action="store_true", help="empty the tagger's word table before every request")
+    ap.add_argument("--no-word-table", action="store_true", help="the tokenizer reads every prompt")
+    ap.add_argument("--ort-skipln", action="store_true", help="let onnxruntime fuse SkipLayerNormalization")
+    ap.add_argument("--stages", action="store_true", help="split each request's CPU time into stages")
     args = ap.parse_args()
     if args.source != "logprobs" and args.scorer is None:
         ap.error(f"--source {args.source} needs --scorer FILE.npz")
     if args.unfused:  # the router's detectors ask shared_tagger, which returns what this table holds
         folder = pii_tagger.default_model_dir()
         pii_tagger._shared[str(folder)] = PiiTagger(folder, threads=1, fuse=False)
+    tagger = pii_tagger.shared_tagger()
+    if tagger is None and (args.no_word_table or args.ort_skipln or args.new_words):
+        ap.error(f"--no-word-table, --ort-skipln and --new-words need the tagger: unset {pii_tagger.ENV}")
+    if args.no_word_table:
+        tagger.words = None
+    if args.ort_skipln:  # the session as the tagger builds it, without its disabled_optimizers
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        heads = json.loads((tagger.folder / "tagger.json").read_text())["recipe"]["heads"]
+        model = pii_tagger.fuse_attention(tagger.folder / "model.onnx", heads) if tagger.fused else \
+            str(tagger.folder / "model.onnx")
+        tagger.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     forget = (lambda: None) if args.cached else _tag_cached.cache_clear
+    words = getattr(tagger, "words", None)  # None: a tagger without a word table
+    stages: dict[str, float] = {}
+    if args.stages:
+        timed(stages, "tokenizer", pii_tagger, "encode")
+        timed(stages, "onnxruntime", tagger.session, "run")
+        timed(stages, "tagger", pii_tagger, "_tag_cached")
+        timed(stages, "detect", pii, "detect")
+    if args.new_words and words is not None:
+        forget = lambda f=forget: (f(), words.known.clear())  # noqa: E731
     conf = {"threshold": -1.0, "method": "p10"} if args.source == "logprobs" else \
         {"threshold": 0.5, "source": args.source, "scorer": str(args.scorer.resolve())}
     doc = {"policies": {"privacy": {"mode": "redact"}, "connectivity": {},
@@ -103,6 +152,7 @@ def main() -> None:
                 router.route(msgs, lambda q, e=edges[i % 2]: e, cloud)
             ov = {"edge": [], "cloud": []}
             cpu = []
+            stages.clear()
             for i in range(args.n):
                 forget()
                 c0 = time.thread_time()
@@ -119,13 +169,23 @@ def main() -> None:
                          # scheduler's preemptions on a busy machine (clock granularity ~1 us)
                          "cpu_p50_ms": float(np.percentile(cpu, 50)), "cpu_p95_ms": float(np.percentile(cpu, 95)),
                          "escalated_share": len(ov["cloud"]) / len(all_)}
+            if args.stages:  # mean CPU ms per request; each stage less the stages inside it
+                per = {k: v * 1e3 / args.n for k, v in stages.items()}
+                out[name]["stages_cpu_ms"] = {
+                    "tokenizer": per.get("tokenizer", 0.0), "onnxruntime": per.get("onnxruntime", 0.0),
+                    "tagger_other": per.get("tagger", 0.0) - per.get("tokenizer", 0.0) - per.get("onnxruntime", 0.0),
+                    "patterns_and_merging": per.get("detect", 0.0) - per.get("tagger", 0.0),
+                    "router_other": float(np.mean(cpu)) - per.get("detect", 0.0)}
         log.close()
     if args.json:
         print(json.dumps(out, indent=2))
         return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; wall = router overhead per request, "
           f"cpu = routing thread's CPU time; PII tagger {'cached' if args.cached else 'cold (every prompt new)'}; "
-          f"confidence source {args.source}{'; attention not fused' if args.unfused else ''}")
+          f"confidence source {args.source}{'; attention not fused' if args.unfused else ''}"
+          f"{'; word table emptied before every request' if args.new_words else ''}"
+          f"{'; no word table' if args.no_word_table else ''}"
+          f"{'; SkipLayerNormalization fused' if args.ort_skipln else ''}")
     print(f"{'prompt':<14}{'chars':>7}{'n':>7}{'wall p50':>10}{'wall p95':>10}{'wall p99':>10}{'p95 edge':>10}"
           f"{'p95 cloud':>11}{'cpu p50':>9}{'cpu p95':>9}")
     for name, r in out.items():
@@ -133,6 +193,10 @@ def main() -> None:
               f"{r['p95_ms_answered_on_edge']:>10.3f}{(r['p95_ms_escalated'] or 0):>11.3f}"
               f"{r['cpu_p50_ms']:>9.3f}{r['cpu_p95_ms']:>9.3f}")
     print("(milliseconds)")
+    for name, r in out.items():
+        if "stages_cpu_ms" in r:
+            parts = ", ".join(f"{k} {v:.3f}" for k, v in r["stages_cpu_ms"].items())
+            print(f"{name} CPU ms per request (mean): {parts}")
 
 
 if __name__ == "__main__":

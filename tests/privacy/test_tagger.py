@@ -1,5 +1,6 @@
 """The on-device name/address tagger: its pieces on their own, then the int8 model shipped in the package."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ from edgewise.privacy import pii
 from edgewise.privacy.base import available_kinds
 from edgewise.privacy.evaluate import load_labelled, score
 from edgewise.privacy.pii import Entity, detect, redact, restore
-from edgewise.privacy.tagger import (PiiTagger, case_type, decode, default_model_dir, fuse_attention,
-                                       packaged_model_dir, windows)
+from edgewise.privacy.tagger import PiiTagger, decode, default_model_dir, fuse_attention, packaged_model_dir
+from edgewise.privacy.tagger_input import _PLAIN, WordTable, case_type, encode, windows
 
 HAND = Path(__file__).resolve().parents[1] / "data" / "pii_handwritten.jsonl"
 
@@ -215,3 +216,55 @@ def test_a_found_name_is_hidden_in_later_messages_too():
     first = r("Please forward the minutes to Chiara Bianchi before lunch.")
     assert "Chiara Bianchi" not in first
     assert r("Chiara Bianchi") == first.split(" to ")[1].split(" ")[0]  # the same placeholder, no context needed
+
+
+# --- issue 23, item 5: the fast paths compute what the plain ones do ------------------------------------------------
+
+def _same_encoding(x, y):
+    return x.ids.tolist() == y.ids.tolist() and x.types.tolist() == y.types.tolist() and x.offsets == y.offsets
+
+
+def test_the_word_table_gives_the_tokenizers_pieces_offsets_and_case_types():
+    """Plain ASCII skips the tokenizer (encode with a WordTable): every prompt of the hand-written set, edge cases,
+    and random strings of letters, digits, punctuation, tabs, newlines, an accent and typed special tokens must come
+    out exactly as the tokenizer splits them."""
+    tagger = PiiTagger.load(threads=1)
+    assert tagger.words is not None  # the packaged tokenizer is BERT's lower-casing WordPiece: the table is used
+    texts = [r.text for r in load_labelled(HAND)]
+    texts += ["", " ", "\n", "A\n\nb", "x" * 101 + " ok", "[CLS] Hi", "[cls] Hi", "a[SEP]b", "\tTAB\r\nCRLF",
+              "it's O'Neil's e-mail: A.B@c.d", "NASA's HQ\nUSA", "McDonald, unaffable", "caf\u00e9", "\x0bx\x1cy"]
+    rng = np.random.default_rng(0)
+    alphabet = list("aAzZqQ \n\t\r.,-'@[]#019_`~") + ["Mc", "##", "[CLS]", "[UNK]", "\u00e9", "\x0b"]
+    texts += ["".join(rng.choice(alphabet, rng.integers(0, 40))) for _ in range(3000)]
+    fast = 0
+    for t in texts:
+        plain, table = encode(tagger.tokenizer, t), encode(tagger.tokenizer, t, tagger.words)
+        assert _same_encoding(plain, table), repr(t)
+        fast += bool(_PLAIN.fullmatch(t)) and not tagger.words.added.search(t)
+    assert fast > 500 and tagger.words.known  # the table path really ran (769 of these texts)
+
+
+def test_the_word_table_is_only_for_a_lower_casing_bert_tokenizer():
+    from tokenizers import Tokenizer
+
+    tok = PiiTagger.load(threads=1).tokenizer
+    assert WordTable.of(tok) is not None
+    spec = json.loads(tok.to_str())
+    spec["normalizer"]["lowercase"] = False  # a cased vocabulary: ASCII words are not just lower-cased
+    assert WordTable.of(Tokenizer.from_str(json.dumps(spec))) is None
+
+
+def test_the_fast_paths_give_the_same_spans_as_the_plain_ones():
+    """The shipped tagger (word table; residual Add + LayerNormalization as exported) against the plain path (the
+    tokenizer, and onnxruntime's own SkipLayerNormalization fusion): the same spans on the hand-written set, one
+    prompt at a time and joined into windowed 1-2 KB prompts."""
+    import onnxruntime as ort
+
+    fast, plain = PiiTagger.load(threads=1), PiiTagger.load(threads=1)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    model = fuse_attention(packaged_model_dir() / "model.onnx", 4) if fast.fused else str(plain.folder / "model.onnx")
+    plain.session, plain.words = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), None
+    texts = [r.text for r in load_labelled(HAND)]
+    texts += ["\n\n".join(texts[i:i + 12]) for i in range(0, len(texts), 12)]
+    assert all(fast(t) == plain(t) for t in texts)

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from edgewise.errors import EdgewiseError
 from edgewise.numerics import log_softmax
 from edgewise.privacy.base import DETECTORS, Entity, register_detector
+from edgewise.privacy.tagger_input import N_TYPES, Encoded, WordTable, encode, windows
 
 # onnxruntime and tokenizers are imported inside the functions that use them: edgewise.privacy.pii imports this module
 # to register the tagger, which needs them only when a tagger model folder is found (register_default).
@@ -40,57 +40,6 @@ KINDS = ("person", "street_address")
 ENV = "EDGEWISE_PII_MODEL"
 BUILD = "`edgewise privacy train --recipe recipes/pii-tagger.toml`"
 log = logging.getLogger(__name__)
-
-
-def case_type(piece: str, line_start: bool) -> int:
-    """0 lower/none, 1 Capitalised, 2 UPPER (2+ letters); +3 when the piece starts a line."""
-    letters = [c for c in piece if c.isalpha()]
-    c = 0
-    if letters and letters[0].isupper():
-        c = 2 if len(letters) >= 2 and all(x.isupper() for x in letters) else 1
-    return c + (3 if line_start else 0)
-
-
-N_TYPES = 6
-
-
-class Encoded(NamedTuple):
-    """One text as model inputs: word-piece ids, case types and character offsets (no CLS/SEP)."""
-
-    ids: np.ndarray
-    types: np.ndarray
-    offsets: list[tuple[int, int]]
-
-
-def encode(tokenizer, text: str) -> Encoded:
-    enc = tokenizer.encode(text, add_special_tokens=False)
-    offsets = enc.offsets
-    types = np.empty(len(offsets), dtype=np.int64)
-    prev_end = 0
-    for i, (a, b) in enumerate(offsets):
-        gap = text[prev_end:a] if i else text[:a]
-        types[i] = case_type(text[a:b], i == 0 or "\n" in gap)
-        prev_end = b
-    return Encoded(np.asarray(enc.ids, dtype=np.int64), types, list(offsets))
-
-
-def windows(n: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Cover n tokens with the fewest windows of at most `size`, all of one length; each token is read from the
-    window where it sits furthest from an edge. Returns (start, end, keep_from, keep_to) in token indices.
-
-    Equal windows because the windows of a prompt run as one batch, padded to the longest: windows of exactly `size`
-    and a short last one computed up to a whole window of padding (161 tokens, 64/8: 4 x (64 + CLS/SEP) = 264
-    positions; 4 x (53 + 2) = 220 here)."""
-    if n <= size:
-        return [(0, n, 0, n)]
-    k = -(-(n - 2 * overlap) // (size - 2 * overlap))  # fewest windows: each keeps size - 2 * overlap, ends keep more
-    stride = -(-(n - 2 * overlap) // k)
-    out = []
-    for i in range(k):
-        start = i * stride
-        end = min(start + stride + 2 * overlap, n)
-        out.append((start, end, 0 if i == 0 else start + overlap, n if i == k - 1 else end - overlap))
-    return out
 
 
 @dataclass(frozen=True)
@@ -189,16 +138,25 @@ class PiiTagger:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        self.words = WordTable.of(self.tokenizer)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), so, providers=["CPUExecutionProvider"])
+
+        def session(model):
+            # onnxruntime's SkipLayerNormalization kernel, which its optimizer puts in place of each layer's
+            # residual Add + LayerNormalization, costs several times what those two cost apart on this small model,
+            # so they run as exported (BENCHMARKS.md §3, issue 23 item 5; the detections are the same).
+            return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"],
+                                        disabled_optimizers=["SkipLayerNormFusion"])
+
+        self.session = session(str(folder / "model.onnx"))
         self.fused = False  # True when each layer's attention runs as one kernel (fuse_attention)
         heads = meta.get("recipe", {}).get("heads")
         if fuse and heads:
             try:
                 fused = fuse_attention(folder / "model.onnx", heads)
-                fast = ort.InferenceSession(fused, so, providers=["CPUExecutionProvider"]) if fused else None
+                fast = session(fused) if fused else None
                 # Kept only where it computes what the exported graph does, to fp32 rounding; else the export runs.
                 self.fused = fast is not None and _same_hidden(self.session, fast)
             except Exception as e:  # noqa: BLE001 - an onnxruntime without the kernel, a graph it cannot load
@@ -222,7 +180,7 @@ class PiiTagger:
 
     def probs(self, text: str) -> tuple[np.ndarray, Encoded]:
         """Per-token label probabilities (T, K) for the whole text, windowed."""
-        enc = encode(self.tokenizer, text)
+        enc = encode(self.tokenizer, text, self.words)
         n, c = len(enc.ids), self.config
         K = len(c.labels)
         out = np.zeros((n, K), dtype=np.float32)

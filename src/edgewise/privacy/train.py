@@ -29,7 +29,7 @@ from edgewise.export.encoder import export_encoder
 from edgewise.export.quantize_encoder import quantized_encoder
 from edgewise.models.source import ENCODER, ModelSource
 from edgewise.privacy.synth import Synth, natural_sentences
-from edgewise.privacy.tagger import N_TYPES, encode
+from edgewise.privacy.tagger_input import N_TYPES, encode
 from edgewise.staging import staged_dir
 
 # torch, transformers, safetensors and tokenizers are imported inside the functions that train: they cost seconds,
