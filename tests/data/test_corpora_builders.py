@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.data.corpora import CORPORA, KEYBOARD_V4_CORPORA
+from edgewise.data.corpora import CORPORA, KEYBOARD_MIX_CORPORA, KEYBOARD_V4_CORPORA
 from edgewise.data.corpus_base import GENRES, Corpus
 from edgewise.data.corpora_dicts import build_dictd, build_gcide, build_jargon, _devil_headword, _foldoc_headword
 from edgewise.data.corpora_docs import build_html_docs, build_perl_docs, html_paragraphs, pod_paragraphs
@@ -232,8 +232,10 @@ def test_build_jargon_drops_the_headword_label_and_index_lists(tmp_path):
 # ---- the registry and the genre report ------------------------------------------------------------------------
 
 def test_every_corpus_of_the_mix_is_registered_with_a_genre_and_a_licence():
-    assert set(KEYBOARD_V4_CORPORA) == set(CORPORA.names())
-    for name in KEYBOARD_V4_CORPORA:
+    assert set(KEYBOARD_MIX_CORPORA) == set(CORPORA.names())
+    assert len(set(KEYBOARD_MIX_CORPORA)) == len(KEYBOARD_MIX_CORPORA)
+    assert KEYBOARD_MIX_CORPORA[:len(KEYBOARD_V4_CORPORA)] == KEYBOARD_V4_CORPORA  # the v4 recipe's mix, kept
+    for name in KEYBOARD_MIX_CORPORA:
         c = CORPORA.get(name)
         assert c.genre in GENRES and c.licence and c.install.startswith(("apt-get", "pip"))
 

@@ -25,11 +25,52 @@ line, and written once under `$EDGEWISE_HOME/corpora/`. Each has a genre (`GENRE
 | debian-handbook   | technical  | `debian-handbook` (Debian)          | GPL-2+ or CC-BY-SA-3.0 (*The Debian           |
 |                   |            |                                     | Administrator's Handbook*, en-US)             |
 | perl-docs         | technical  | `perl-doc` (Debian)                 | GPL-1+ or Artistic (Perl 5.36 manuals)        |
+| web-bible         | modern     | `sword-text-web` 426.0 (Debian)     | public domain (World English Bible, 2000;     |
+|                   | prose      |                                     | name a trademark of eBible.org)               |
+| treasury-of-david | classics   | `sword-comm-tdavid` 2.1 (Debian)    | public domain (Spurgeon, 1869-1885)           |
+| henry-concise     | classics   | `sword-comm-mhcc` 2.0 (Debian)      | public domain (Matthew Henry, 1706-1721)      |
+| endless-sky       | modern     | `endless-sky-data` 0.9.8 (Debian)   | GPL-3+ (story text; some art CC-BY-SA-4.0)    |
+|                   | prose      |                                     |                                               |
+| crawl             | modern     | `crawl-common` 0.28.0 (Debian)      | GPL-2+ (Dungeon Crawl Stone Soup)             |
+|                   | prose      |                                     |                                               |
+| freeciv           | modern     | `freeciv-data` 3.0.6 (Debian)       | GPL-2+ (Freeciv nation legends and help)      |
+|                   | prose      |                                     |                                               |
+| wesnoth           | modern     | `wesnoth-1.16-*` 1.16.9, the 16     | GPL-2 (Battle for Wesnoth: dialogue, story    |
+|                   | prose      | campaigns (Debian)                  | screens, unit lore)                           |
+| wordnet-          | dictionary | `wordnet-base` (Debian)             | WordNet 3.0 licence (BSD-style, Princeton)    |
+| definitions       |            |                                     |                                               |
+| java-api          | technical  | `openjdk-17-doc` 17.0.21 (Debian)   | GPL-2 with Classpath exception                |
+| rust-docs         | technical  | `rust-doc` 1.63.0 (Debian)          | MIT or Apache-2.0                             |
+| django-docs       | technical  | `python-django-doc` 3.2.25 (Debian) | BSD-3-Clause                                  |
+| pandas-docs       | technical  | `python-pandas-doc` 1.5.3 (Debian)  | BSD-3-Clause                                  |
+| scipy-docs        | technical  | `python-scipy-doc` 1.10.1 (Debian)  | BSD-3-Clause                                  |
+| sklearn-docs      | technical  | `python-sklearn-doc` 1.2.1 (Debian) | BSD-3-Clause                                  |
+| sympy-docs        | technical  | `python-sympy-doc` 1.11.1 (Debian)  | BSD-3-Clause                                  |
+| sqlalchemy-docs   | technical  | `python-sqlalchemy-doc` 1.4.46      | MIT                                           |
+| astropy-docs      | technical  | `python-astropy-doc` 5.2.1 (Debian) | BSD-3-Clause                                  |
+| sphinx-docs       | technical  | `sphinx-doc` 5.3.0 (Debian)         | BSD-2-Clause                                  |
+| qt-docs           | technical  | `qtbase5-doc-html` 5.15.8 (Debian)  | GFDL-1.3, no invariant sections (Qt 5)        |
+| octave-docs       | technical  | `octave-doc` 7.3.0 (Debian)         | GPL-3+ (GNU Octave manual)                    |
+| r-manuals         | technical  | `r-doc-html` 4.2.2 (Debian)         | GPL-2 (R manuals)                             |
+| gimp-help         | technical  | `gimp-help-en` 2.10.34 (Debian)     | GFDL-1.2+, no invariant sections              |
+| lilypond-docs     | technical  | `lilypond-doc-html` 2.24.1 (Debian) | GFDL-1.3+ (LilyPond manuals and essay)        |
+| apache-docs       | technical  | `apache2-doc` 2.4.71 (Debian)       | Apache-2.0 (Apache HTTP Server 2.4)           |
+| exim-docs         | technical  | `exim4-doc-html` 4.96 (Debian)      | GPL-2+ (Exim 4 specification)                 |
+| maxima-docs       | technical  | `maxima-doc` 5.46.0 (Debian)        | GPL-2 (Maxima manual)                         |
+| abs-guide         | technical  | `abs-guide` 10 (Debian)             | public domain (Advanced Bash-Scripting Guide) |
+| gnu-standards     | technical  | `gnu-standards` 2022.03.23 (Debian) | GFDL-1.3+, no invariant sections              |
+| debian-guides     | technical  | `debian-reference-en`,              | GPL-2+ (Debian Reference, Policy Manual,      |
+|                   |            | `debian-policy`, `developers-       | Developer's Reference, Installation Guide)    |
+|                   |            | reference`, `installation-guide-    |                                               |
+|                   |            | amd64` (Debian)                     |                                               |
+| gnucash-docs      | technical  | `gnucash-docs` 4.13 (Debian)        | GFDL-1.1+, no invariant sections              |
 
-The builders of the last eleven live in `corpora_dicts` and `corpora_docs`; they keep prose only (`write_prose`).
+The builders of the other corpora live in `corpora_dicts`, `corpora_docs`, `corpora_books` (SWORD modules, games'
+story text) and `corpora_manuals`; they keep prose only (`write_prose`).
 Held out (never in `training_texts()`): Jane Austen's *Persuasion* and the fortune file `wisdom`; the keyboard's
 evaluation texts (`edgewise.data.eval_texts`) read slices of them and of four sources no corpus here touches
-(State of the Union, SpamAssassin e-mail, *Moby-Dick*, man pages: no man page or GNU info manual is a corpus).
+(State of the Union, SpamAssassin e-mail, *Moby-Dick*, man pages: no man page, and no GNU info manual of a
+program with one, is a corpus; `gnu-standards` is the GNU Coding Standards, which has no man page).
 """
 from __future__ import annotations
 
@@ -38,13 +79,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
 from edgewise.staging import staged_dir
-from edgewise.data.corpus_base import CORPORA, Corpus, _unwrap
-# The documentation and dictionary corpora register themselves on import.
-from edgewise.data import corpora_dicts, corpora_docs  # noqa: F401
+from edgewise.data.corpus_base import CORPORA, Corpus, _unwrap, write_prose
+# The dictionary, documentation and book corpora register themselves on import.
+from edgewise.data import corpora_books, corpora_dicts, corpora_docs, corpora_manuals  # noqa: F401
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -115,18 +157,26 @@ def _build_austen(out: Path) -> None:
         raw.unlink()
 
 
+def _wordnet_glosses(src: Path = WORDNET_DIR) -> Iterator[str]:
+    """The gloss of every synset: a definition, then usage examples in double quotes, `;`-separated."""
+    if not src.is_dir():
+        raise EdgewiseError(f"{src} is missing: apt-get install -y wordnet-base")
+    for pos in ("noun", "verb", "adj", "adv"):
+        for line in (src / f"data.{pos}").read_text(errors="replace").splitlines():
+            if not line.startswith(" ") and "|" in line:  # a leading space marks the licence header
+                yield line.split("|", 1)[1]
+
+
 def _build_wordnet(out: Path) -> None:
     # WordNet glosses carry short modern usage examples in double quotes: "he ran the store for ten years".
-    if not WORDNET_DIR.is_dir():
-        raise EdgewiseError(f"{WORDNET_DIR} is missing: apt-get install -y wordnet-base")
-    examples: list[str] = []
-    for pos in ("noun", "verb", "adj", "adv"):
-        for line in (WORDNET_DIR / f"data.{pos}").read_text(errors="replace").splitlines():
-            if line.startswith(" ") or "|" not in line:
-                continue  # the licence header
-            gloss = line.split("|", 1)[1]
-            examples += [m.strip() for m in re.findall(r'"([^"]{12,})"', gloss)]
+    examples = [m.strip() for gloss in _wordnet_glosses() for m in re.findall(r'"([^"]{12,})"', gloss)]
     (out / "wordnet-examples.txt").write_text("\n".join(examples) + "\n")
+
+
+def _build_wordnet_definitions(out: Path, src: Path = WORDNET_DIR) -> None:
+    # The definitions, without the examples that `wordnet-examples` holds: "a person who owns a store".
+    defs = (re.split(r';\s*"', gloss, maxsplit=1)[0].strip().rstrip(";").strip() for gloss in _wordnet_glosses(src))
+    write_prose(out / "wordnet-definitions.txt", defs)
 
 
 CORPORA.register("fortunes")(Corpus("fortunes", "apt-get install -y fortunes fortunes-min",
@@ -137,6 +187,8 @@ CORPORA.register("austen")(Corpus("austen", "apt-get install -y r-cran-janeauste
                                   "MIT package, public-domain novels", _build_austen, genre="classics"))
 CORPORA.register("wordnet-examples")(Corpus("wordnet-examples", "apt-get install -y wordnet-base",
                                             "WordNet 3.0 licence", _build_wordnet, genre="dictionary"))
+CORPORA.register("wordnet-definitions")(Corpus("wordnet-definitions", "apt-get install -y wordnet-base",
+                                               "WordNet 3.0 licence", _build_wordnet_definitions, genre="dictionary"))
 
 
 def corpus_dir(name: str) -> Path:
@@ -161,10 +213,19 @@ KEYBOARD_SETUP = "make keyboard-setup"  # installs what the keyboard's corpora a
 # The built-in builders beyond the first four register themselves on import, as a plugin's would; imported last
 # because they use the names above.
 
-# Issue 26's training mix (recipes/keyboard-student-v4.toml): every corpus registered here.
+# The v4 recipe's training mix (recipes/keyboard-student-v4.toml), kept as it was for that run.
 KEYBOARD_V4_CORPORA = ("fortunes", "shakespeare", "austen", "wordnet-examples", "devil", "gcide", "foldoc",
                        "jargon", "python-docs", "postgresql-docs", "sqlite-docs", "linux-docs", "libreoffice-help",
                        "debian-handbook", "perl-docs")
+# Issue 26 item 1's larger mix (docs/corpora.md): the v4 corpora, then books and games' stories
+# (`corpora_books`), WordNet's definitions, and more manuals (`corpora_manuals`).
+KEYBOARD_MIX_CORPORA = KEYBOARD_V4_CORPORA + (
+    "web-bible", "treasury-of-david", "henry-concise", "endless-sky", "crawl", "freeciv", "wesnoth",
+    "wordnet-definitions",
+    "java-api", "rust-docs", "django-docs", "pandas-docs", "scipy-docs", "sklearn-docs", "sympy-docs",
+    "sqlalchemy-docs", "astropy-docs", "sphinx-docs", "qt-docs", "octave-docs", "r-manuals", "gimp-help",
+    "lilypond-docs", "apache-docs", "exim-docs", "maxima-docs", "abs-guide", "gnu-standards", "debian-guides",
+    "gnucash-docs")
 
 
 # ---- count data ------------------------------------------------------------------------------------------------

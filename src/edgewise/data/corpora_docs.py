@@ -125,7 +125,8 @@ def pod_paragraphs(pod: str) -> Iterator[str]:
 
 
 def _html_files(folder: Path, what: str, install: str) -> list[Path]:
-    files = sorted(folder.rglob("*.html")) if folder.is_dir() else []
+    # is_file: some manuals (Octave, Debian Policy) have folders whose names end in .html
+    files = sorted(f for f in folder.rglob("*.html") if f.is_file()) if folder.is_dir() else []
     if not files:
         raise EdgewiseError(f"{what} are missing ({folder} has no .html): {install}")
     return files

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from edgewise.data.corpora import CORPORA, KEYBOARD_V4_CORPORA, training_texts
+from edgewise.data.corpora import CORPORA, KEYBOARD_MIX_CORPORA, training_texts
 from edgewise.data.corpus_base import GENRES
 from edgewise.errors import EdgewiseError
 
@@ -40,7 +40,7 @@ def count_words(paths: Iterable[Path]) -> int:
     return n
 
 
-def mix_rows(names: Iterable[str] = KEYBOARD_V4_CORPORA) -> list[MixRow]:
+def mix_rows(names: Iterable[str] = KEYBOARD_MIX_CORPORA) -> list[MixRow]:
     """Words per corpus, building each corpus first if it is not built yet."""
     rows = []
     for name in names:
@@ -100,10 +100,10 @@ def shared_runs(evals: dict[str, str], training: Iterable[Path], n: int = OVERLA
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgewise.data.corpus_mix", description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", action="append", help="corpus name (repeatable; default: the keyboard-v4 mix)")
+    ap.add_argument("--corpus", action="append", help="corpus name (repeatable; default: the larger keyboard mix)")
     ap.add_argument("--overlap", action="store_true", help="also count 12-word runs shared with the eval texts")
     args = ap.parse_args(argv)
-    names = tuple(args.corpus or KEYBOARD_V4_CORPORA)
+    names = tuple(args.corpus or KEYBOARD_MIX_CORPORA)
     rows = mix_rows(names)
     print(mix_table(rows))
     if args.overlap:
