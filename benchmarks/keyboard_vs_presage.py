@@ -158,12 +158,13 @@ def _exit_reason(rc: int) -> str:
     return f"exit status {rc}"
 
 
-def run_presage(text: Path, db: Path, k: int, learn: bool) -> dict:
+def run_presage(text: Path, db: Path, k: int, learn: bool, copy_db: bool = True) -> dict:
+    """copy_db=False learns into `db` itself: the caller's own copy, carried from one block to the next."""
     from edgewise.apps.keyboard.text import presage_config
 
     with tempfile.TemporaryDirectory(prefix="presage-bench-") as tmp:
         tmp = Path(tmp)
-        if learn:  # learning writes to the DB: give it a copy
+        if learn and copy_db:  # learning writes to the DB: give it a copy
             shutil.copy(db, tmp / "ngram.db")
             db = tmp / "ngram.db"
         cfg = tmp / "presage.xml"
@@ -193,11 +194,14 @@ def make_engine(args: argparse.Namespace):
                          ngram=args.ngram)
 
 
-def run_keyboard(engine, text: Path, k: int, learn: bool, insensitive: bool) -> dict:
+def run_keyboard(engine, text: Path, k: int, learn: bool, insensitive: bool, personal=None) -> dict:
+    """Learning starts from an empty store unless `personal` (a PersonalStore the caller carries across texts)."""
     from edgewise.apps.keyboard import PersonalStore
     from edgewise.apps.keyboard.evaluate import evaluate
 
-    engine.personal = PersonalStore(":memory:") if learn else None
+    if learn and personal is None:
+        personal = PersonalStore(":memory:")
+    engine.personal = personal if learn else None
     t0 = time.perf_counter()
     r = evaluate(engine, text.read_text(encoding="utf-8"), suggestions=k, learn=learn, insensitive=insensitive)
     d = r.as_dict()
