@@ -109,23 +109,15 @@ def main() -> None:
     args = ap.parse_args()
     if args.source != "logprobs" and args.scorer is None:
         ap.error(f"--source {args.source} needs --scorer FILE.npz")
-    if args.unfused:  # the router's detectors ask shared_tagger, which returns what this table holds
+    if args.unfused or args.ort_skipln:  # the router's detectors ask shared_tagger, which returns what this table holds
         folder = pii_tagger.default_model_dir()
-        pii_tagger._shared[str(folder)] = PiiTagger(folder, threads=1, fuse=False)
+        pii_tagger._shared[str(folder)] = PiiTagger(folder, threads=1, fuse=not args.unfused,
+                                                    skip_layernorm_fusion=args.ort_skipln)
     tagger = pii_tagger.shared_tagger()
     if tagger is None and (args.no_word_table or args.ort_skipln or args.new_words):
         ap.error(f"--no-word-table, --ort-skipln and --new-words need the tagger: unset {pii_tagger.ENV}")
     if args.no_word_table:
         tagger.words = None
-    if args.ort_skipln:  # the session as the tagger builds it, without its disabled_optimizers
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        heads = json.loads((tagger.folder / "tagger.json").read_text())["recipe"]["heads"]
-        model = pii_tagger.fuse_attention(tagger.folder / "model.onnx", heads) if tagger.fused else \
-            str(tagger.folder / "model.onnx")
-        tagger.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     forget = (lambda: None) if args.cached else _tag_cached.cache_clear
     words = getattr(tagger, "words", None)  # None: a tagger without a word table
     stages: dict[str, float] = {}

@@ -124,7 +124,7 @@ def _same_hidden(a, b) -> bool:
 
 
 class PiiTagger:
-    def __init__(self, folder: Path, threads: int = 1, fuse: bool = True):
+    def __init__(self, folder: Path, threads: int = 1, fuse: bool = True, skip_layernorm_fusion: bool = False):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -147,8 +147,9 @@ class PiiTagger:
             # onnxruntime's SkipLayerNormalization kernel, which its optimizer puts in place of each layer's
             # residual Add + LayerNormalization, costs several times what those two cost apart on this small model,
             # so they run as exported (BENCHMARKS.md §3, issue 23 item 5; the detections are the same).
+            # skip_layernorm_fusion=True lets onnxruntime fuse them, to measure this choice (router_overhead.py).
             return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"],
-                                        disabled_optimizers=["SkipLayerNormFusion"])
+                                        disabled_optimizers=[] if skip_layernorm_fusion else ["SkipLayerNormFusion"])
 
         self.session = session(str(folder / "model.onnx"))
         self.fused = False  # True when each layer's attention runs as one kernel (fuse_attention)
