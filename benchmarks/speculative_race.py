@@ -87,10 +87,12 @@ def ours(lm, prompt: str, cfg, draft) -> dict:
 
 
 def llama_tool(binary: Path, gguf: str, text: str, n: int, threads: int, draft_gguf: str | None,
-               k: int) -> dict:
-    """One run of llama-lookup / llama-speculative-simple; speed and acceptance from what it prints."""
-    cmd = [str(binary), "-m", gguf, "-p", text, "-n", str(n), "-t", str(threads), "--temp", "0", "-c", "4096",
-           "--spec-draft-n-max", str(k)]
+               k: int | None) -> dict:
+    """One run of llama-lookup / llama-speculative-simple; speed and acceptance from what it prints. k=None runs
+    the tool with its own default draft length (and, for a model draft, its own p-min cut), as its users run it."""
+    cmd = [str(binary), "-m", gguf, "-p", text, "-n", str(n), "-t", str(threads), "--temp", "0", "-c", "4096"]
+    if k is not None:
+        cmd += ["--spec-draft-n-max", str(k)]
     if draft_gguf:
         cmd += ["-md", draft_gguf]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -100,6 +102,17 @@ def llama_tool(binary: Path, gguf: str, text: str, n: int, threads: int, draft_g
     if p.returncode != 0 or not speed:
         raise RuntimeError(f"{binary.name} failed (rc {p.returncode}): {out[-400:]}")
     return {"tps": float(speed[-1]), "acceptance": float(accept[-1]) / 100 if accept else None}
+
+
+def llama_bench(binary: Path, gguf: str, n: int, threads: int) -> dict:
+    """llama.cpp's plain decode as its users measure it: `llama-bench -p 0 -n N` (tgN), one repetition."""
+    p = subprocess.run([str(binary), "-m", gguf, "-p", "0", "-n", str(n), "-t", str(threads), "-r", "1", "-o", "json"],
+                       capture_output=True, text=True, timeout=900)
+    try:
+        rows = json.loads(p.stdout)
+        return {"tps": float(rows[0]["avg_ts"])}
+    except (ValueError, LookupError, TypeError):
+        raise RuntimeError(f"llama-bench failed (rc {p.returncode}): {(p.stdout + p.stderr)[-400:]}") from None
 
 
 def verify_cost(lm, text: str, reps: int) -> list[dict]:
@@ -182,16 +195,24 @@ def main(argv=None) -> int:
                 skipped.append(f"{name}: {'not a GGUF target' if tgt_gguf is None else f'no {tool}'}")
                 continue
             dg = str(gguf_path(load_source(spec.split(":", 1)[1].split(",")[0]))) if spec.startswith("model:") else None
-            k = built[spec].k
-            methods[name] = (lambda t, tool=tool, dg=dg, k=k: llama_tool(
-                tool, tgt_gguf, lm.tokenizer.decode(prompt_ids(lm, t), skip_special_tokens=False), a.max_tokens,
-                threads, dg, k))
-        rounds = {m: [] for m in methods}
+            for k, label in ((built[spec].k, f"{tool.name} (k={built[spec].k})"), (None, f"{tool.name} (its defaults)")):
+                methods[label] = (lambda t, tool=tool, dg=dg, k=k: llama_tool(
+                    tool, tgt_gguf, lm.tokenizer.decode(prompt_ids(lm, t), skip_special_tokens=False), a.max_tokens,
+                    threads, dg, k))
+        bench = bin_dir / "llama-bench"
+        once = {}  # run once per round, not per prompt: a prompt-free figure
+        if tgt_gguf is not None and bench.is_file():
+            once[f"llama-bench tg{a.max_tokens}"] = lambda: llama_bench(bench, tgt_gguf, a.max_tokens, threads)
+        elif tgt_gguf is not None:
+            skipped.append(f"llama-bench: no {bench}")
+        rounds = {m: [] for m in [*methods, *once]}
         for rnd in range(a.rounds):
-            per = {m: [] for m in methods}
+            per = {m: [] for m in rounds}
             for i, text in enumerate(texts):
                 for m, fn in methods.items():  # interleaved: every method sees the machine in the same state
                     per[m].append(fn(text))
+            for m, fn in once.items():
+                per[m].append(fn())
             for m, runs in per.items():
                 row = {"median_tps": statistics.median(r["tps"] for r in runs), "runs": runs}
                 rounds[m].append(row)

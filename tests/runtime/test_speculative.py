@@ -272,6 +272,31 @@ def test_smollm2_greedy_output_is_the_same_with_a_draft(smollm2_fp32, draft):
 
 
 @pytest.mark.integration
+def test_smollm2_gguf_exact_verifies_k_rows_as_k_steps_and_keeps_greedy_output():
+    """The GGUF's own blocks in fp32 compute (`gguf-exact`): a k-row pass gives the logits of k one-row steps to
+    fp32 rounding, so speculation keeps greedy output token for token on quantized weights too. (On `gguf`, int8
+    activation rounding turns attention's last-bit differences between the two passes into logit differences
+    of 0.6 and more: docs/speculative.md, "Limits".)"""
+    lm = load_model("smollm2-135m", backend="ort", precision="gguf-exact", threads=2)
+    assert lm.precision == "gguf-exact"
+    para = ("Honeybees communicate the location of food with a waggle dance. The angle of the dance shows the "
+            "direction of the food relative to the sun, and the length of the waggle run shows the distance.")
+    prompt = f"Summarise this paragraph in two sentences:\n\n{para}"
+    ids = prompt_ids(lm, prompt)
+    head, extra = ids[:-6], ids[-6:]
+    dec = lm.session()
+    dec.start(len(ids) + 1)
+    dec.append(head)
+    rows = dec.append_all(extra)
+    dec.rewind(len(head))
+    one = np.stack([dec.append([t]) for t in extra])
+    assert np.abs(rows - one).max() < 1e-3 * np.abs(one).max()
+    cfg = GenerationConfig(max_tokens=48)
+    plain, spec = generate(lm, prompt, cfg), generate(lm, prompt, cfg, draft=load_draft("lookup", lm, threads=2))
+    assert spec.token_ids == plain.token_ids and spec.draft.accepted > 0
+
+
+@pytest.mark.integration
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                     reason="needs the [llamacpp] extra (llama-cpp-python; make bench-setup)")
 def test_llamacpp_append_all_reads_every_row_and_lookup_runs():

@@ -103,10 +103,10 @@ class OrtModel(LoadedModel):
 def genai_folder(source: ModelSource, precision: str) -> Path:
     if source.kind == SourceFormat.GENAI:
         return source.path
-    if precision == "gguf":
+    if precision in ("gguf", "gguf-exact"):
         from edgewise.export.gguf_transcode import transcode_gguf
 
-        return transcode_gguf(source)
+        return transcode_gguf(source, accuracy_level=1 if precision == "gguf-exact" else 4)
     if source.kind in (SourceFormat.HF, SourceFormat.GGUF):
         return build_genai(source, precision)
     raise EdgewiseError(f"{source.ref}: cannot run a {source.kind} decoder on ort: pass an HF folder, GGUF or genai folder")

@@ -144,6 +144,7 @@ class EdgeAnswerer:
         self.lm = load_model(ref, backend=backend, precision=precision, threads=threads)
         self.key = f"edge:{content_hash(Path(self.lm.source.path))}:{self.lm.backend}:{self.lm.precision}"
         self.name = f"{ref} ({self.lm.backend} {self.lm.precision})"
+        self.reused_prompt_tokens = 0  # prompt tokens the samples took from the cache instead of computing
 
     def __call__(self, prompt: str, max_tokens: int) -> Answer:
         return self.sample(prompt, max_tokens, 0.0, None)
@@ -152,7 +153,12 @@ class EdgeAnswerer:
         from edgewise.runtime import GenerationConfig, generate
 
         cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, seed=seed)
-        r = generate(self.lm, prompt, cfg, chat=True)
+        # The k consistency samples of one prompt share its prefill through the KV cache: on a multiple-choice
+        # item the prompt is most of the cost, so k samples cost about one greedy answer, not k. The greedy answer
+        # always runs from an empty cache, so it does not depend on what the cache held before (a prompt computed
+        # in two passes can round differently under int8 activations) and older caches keep their answers.
+        r = generate(self.lm, prompt, cfg, chat=True, reuse_cache=temperature > 0)
+        self.reused_prompt_tokens += r.cached_tokens
         return Answer(r.text, tuple(float(x) for x in r.logprobs))
 
 
