@@ -93,8 +93,8 @@ def llama_tool(binary: Path, gguf: str, text: str, n: int, threads: int, draft_g
     cmd = [str(binary), "-m", gguf, "-p", text, "-n", str(n), "-t", str(threads), "--temp", "0", "-c", "4096"]
     if k is not None:
         cmd += ["--spec-draft-n-max", str(k)]
-    if draft_gguf:
-        cmd += ["-md", draft_gguf]
+    if draft_gguf:  # this llama.cpp (the one llama-cpp-python 0.3.36 vendors) drafts only when told which way
+        cmd += ["-md", draft_gguf, "--spec-type", "draft-simple"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = p.stdout + p.stderr
     speed = re.findall(r"speed:\s*([\d.]+)\s*t/s", out)

@@ -135,10 +135,25 @@ def test_recipe_rejects_unknown_keys(tmp_path):
         load_recipe(p)
 
 
-def test_shipped_recipe_parses():
+def test_corpus_mix_expands_in_the_mix_order_and_an_unknown_mix_is_refused(monkeypatch):
     from pathlib import Path
 
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "keyboard-student.toml"
+    import edgewise.compress.distill.config as config
+    from edgewise.compress.distill import expand_data
+    from edgewise.data.corpora import KEYBOARD_V4_CORPORA
+
+    # the corpora's files themselves need Debian packages: stand in for the lookup, keep the expansion real
+    monkeypatch.setattr(config, "training_texts", lambda names: [Path(f"/c/{n}.txt") for n in names])
+    assert expand_data(["corpus-mix:keyboard-v4", "x.txt"]) == [f"/c/{n}.txt" for n in KEYBOARD_V4_CORPORA] + ["x.txt"]
+    with pytest.raises(EdgewiseError, match="unknown corpus mix 'nope'.*keyboard, keyboard-v4"):
+        expand_data(["corpus-mix:nope"])
+
+
+@pytest.mark.parametrize("name", ["keyboard-student.toml", "smollm2-draft.toml"])
+def test_shipped_recipe_parses(name):
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / name
     import tomllib
 
     doc = tomllib.loads(recipe.read_text())

@@ -20,6 +20,9 @@ err = Console(stderr=True)
 # module loads when `edgewise` starts, and they would add numpy (the runtime), the model resolvers and seconds of
 # torch (transformers) to it.
 
+PRECISION_HELP = ("auto | fp32 | int8 | int4 | gguf | gguf-exact (auto: a GGUF runs on its own weights, others fp32; "
+                  "gguf-exact: those weights in fp32 compute: exact logits, kept by --draft, ~12x slower per step)")
+
 
 def _quiet_libraries() -> None:
     import logging  # here, not at the top: nothing else loads it when `edgewise` starts
@@ -44,7 +47,7 @@ def run(
     prompt: str = typer.Argument(..., help="The prompt; wrapped in the model's chat template unless --raw."),
     backend: Optional[str] = typer.Option(None, help="ort | torch | llamacpp | litert (default: litert for a "
                                                       ".tflite, else ort)"),
-    precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: the engine's choice)."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Maximum new tokens."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
@@ -105,7 +108,7 @@ def embed(
     model: str = typer.Argument(..., help="An encoder: alias (minilm-l6), HF folder or ONNX file."),
     texts: list[str] = typer.Argument(..., help="One or more texts."),
     backend: str = typer.Option("ort", help="ort | torch"),
-    precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

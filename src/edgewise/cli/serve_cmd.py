@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from edgewise.cli.app import app
-from edgewise.cli.run_cmd import _quiet_libraries
+from edgewise.cli.run_cmd import PRECISION_HELP, _quiet_libraries
 
 # edgewise.serve is imported inside the command: it loads fastapi, numpy and the runtime, and every command module
 # loads when `edgewise` starts.
@@ -19,7 +19,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(8000),
     backend: str = typer.Option("ort", help="ort | torch | llamacpp"),
-    precision: str = typer.Option("auto", help="auto | fp32 | int8 | int4 | gguf (auto: a GGUF runs on its own weights, others fp32)"),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None),
     embed_model: Optional[str] = typer.Option(None, "--embed-model", help="Also serve /v1/embeddings with this encoder."),
     max_queue: int = typer.Option(8, "--max-queue", help="Running + waiting requests before 429."),

@@ -226,6 +226,8 @@ KEYBOARD_MIX_CORPORA = KEYBOARD_V4_CORPORA + (
     "sqlalchemy-docs", "astropy-docs", "sphinx-docs", "qt-docs", "octave-docs", "r-manuals", "gimp-help",
     "lilypond-docs", "apache-docs", "exim-docs", "maxima-docs", "abs-guide", "gnu-standards", "debian-guides",
     "gnucash-docs")
+# Named mixes a recipe's `data` can take as `corpus-mix:NAME` (edgewise.compress.distill.expand_data).
+CORPUS_MIXES = {"keyboard": KEYBOARD_MIX_CORPORA, "keyboard-v4": KEYBOARD_V4_CORPORA}
 
 
 # ---- count data ------------------------------------------------------------------------------------------------

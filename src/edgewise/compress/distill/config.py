@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edgewise.data.corpora import training_texts
+from edgewise.data.corpora import CORPUS_MIXES, training_texts
 from edgewise.data.eval_texts import keyboard_eval_text
 from edgewise.errors import EdgewiseError
 from edgewise.home import edgewise_home
@@ -144,11 +144,18 @@ def load_recipe(path: str | Path, **overrides: Any) -> DistillConfig:
 
 
 def expand_data(items: list[str]) -> list[str]:
-    """Data entries are file paths, or `corpus:NAME` for a packaged corpus (edgewise.data.corpora)."""
+    """Data entries are file paths, `corpus:NAME` for a packaged corpus, or `corpus-mix:NAME` for a named mix of
+    them (edgewise.data.corpora.CORPUS_MIXES), expanded in the mix's order."""
     out: list[str] = []
     for item in items:
         if item.startswith("corpus:"):
             out += [str(p) for p in training_texts((item.split(":", 1)[1],))]
+        elif item.startswith("corpus-mix:"):
+            name = item.split(":", 1)[1]
+            if name not in CORPUS_MIXES:
+                raise EdgewiseError(f"unknown corpus mix {name!r} in the recipe's data: choose one of "
+                                    f"{', '.join(sorted(CORPUS_MIXES))}, or list corpus:NAME entries")
+            out += [str(p) for p in training_texts(CORPUS_MIXES[name])]
         else:
             out.append(item)
     return out
