@@ -16,7 +16,7 @@ from edgewise.errors import EdgewiseError, PromptTooLongError
 from edgewise.runtime import GenerationConfig, generate, load_model, prompt_ids
 from edgewise.runtime.api import stream_generate
 from edgewise.runtime.drafts import DRAFTS, LookupDraft, ModelDraft, load_draft
-from edgewise.runtime.speculative import AdaptiveK, probs_for
+from edgewise.runtime.speculative import PROBE_EVERY, MeasuredK, probs_for
 
 from tests.conftest import write_tiny_llama
 
@@ -63,7 +63,7 @@ def tiny(tiny_llama_dir):
 def drafts(tiny, tiny_llama_dir, other_llama_dir):
     """Per backend: lookup twice, the target as its own draft (every proposal kept) and the other weights."""
     return {b: {"lookup": "lookup", "lookup:ngram=1,k=2": "lookup:ngram=1,k=2",
-                "model:self": load_draft(f"model:{tiny_llama_dir},k=3", tiny[b], threads=1),
+                "model:self": load_draft(f"model:{tiny_llama_dir},k=3,adapt=no", tiny[b], threads=1),
                 "model:other": load_draft(f"model:{other_llama_dir}", tiny[b], threads=1)} for b in BACKENDS}
 
 
@@ -208,15 +208,38 @@ def test_probs_for_is_the_samplers_distribution():
     assert counts[top] / 4000 == pytest.approx(p[top], abs=0.04)
 
 
-def test_k_adapts_to_the_acceptance_rate():
-    ks = AdaptiveK(8)
-    assert ks.k == 8
-    for _ in range(6):
-        ks.update(ks.k, 0)
-    assert ks.k == 1
-    for _ in range(6):
-        ks.update(ks.k, ks.k)
-    assert ks.k == 8
+def test_k_is_the_fastest_measured_and_a_draft_that_does_not_pay_is_turned_off():
+    """MeasuredK tries every k once (k_max down to 0), then keeps the fastest, probing a neighbour every
+    PROBE_EVERY-th step; speeds are tokens per second of step time, as speculate measures them."""
+    ks = MeasuredK(4)
+    cost = {0: 1.0, 1: 1.5, 2: 1.6, 3: 1.8, 4: 2.4}  # seconds per step of each k: verify passes grow with k
+    gain = {0: 1, 1: 2, 2: 3, 3: 3, 4: 3}  # tokens a step chooses: the draft is right about twice in a row
+    seen = []
+    for _ in range(40):
+        k = ks.k
+        seen.append(k)
+        ks.update(k, gain[k], cost[k])
+    assert seen[:5] == [4, 3, 2, 1, 0]  # each tried once
+    assert ks.best == 2  # 3 tokens in 1.6 s beats 2 in 1.5, 3 in 1.8 and plain decoding's 1 in 1.0
+    after = seen[5:]
+    assert after.count(2) >= len(after) - len(after) // PROBE_EVERY - 1  # the best, but for the probes
+    assert set(after) - {2} <= {1, 3}  # probes try the neighbours
+    bad = MeasuredK(3)  # a draft whose steps cost more than they gain: plain decoding wins, the draft is off
+    for _ in range(30):
+        k = bad.k
+        bad.update(k, 1 if k == 0 else 1 + (k > 1), 1.0 + 0.5 * k)
+    assert bad.best == 0 and bad.k in (0, 1)
+
+
+def test_the_measured_k_is_kept_on_the_draft_across_generations(tiny):
+    lm = tiny["torch"]
+    draft = load_draft("lookup:k=4", lm)
+    generate(lm, "To be, or not to be, that is the question. To be, or not", GenerationConfig(max_tokens=12),
+             draft=draft)
+    ks = draft.k_policy
+    assert isinstance(ks, MeasuredK) and ks.k_max == 4 and ks.steps > 0
+    generate(lm, "To be, or not to be", GenerationConfig(max_tokens=6), draft=draft)
+    assert draft.k_policy is ks and ks.steps > 0
 
 
 def test_lookup_proposes_what_followed_the_latest_match():
@@ -230,6 +253,7 @@ def test_bad_specs_and_a_foreign_tokenizer_are_refused(tiny, tiny_llama_dir, tmp
     lm = tiny["ort"]
     for spec, words in [("nope", "unknown draft source"), ("lookup:size=3", "unknown option"),
                         ("lookup:k=zero", "k must be int"), ("lookup:k=0", "positive integer"),
+                        ("lookup:adapt=maybe", "adapt must be boolean"),
                         ("model:", "names no model")]:
         with pytest.raises(EdgewiseError, match=words) as e:
             generate(lm, PROMPT, GenerationConfig(max_tokens=4), draft=spec)

@@ -5,6 +5,7 @@ A spec string names one, with options after a colon:
     lookup:ngram=3,k=8          the longest suffix tried (then shorter ones) and the most tokens proposed
     model:REF                   any Edgewise model ref or alias sharing the target's tokenizer
     model:REF,k=4,backend=ort,precision=int4,threads=2
+    ...,adapt=no                always propose k (by default k is chosen in 0..k from measured speed)
 
 `load_draft(spec, target)` parses and builds one (a model draft loads its model then: build it once and pass the
 object for repeated generations). A draft proposes tokens through `open(capacity)`, a context manager that holds
@@ -55,6 +56,16 @@ def _options(text: str, allowed: dict[str, type], spec: str) -> dict:
     return out
 
 
+def boolean(value: str) -> bool:
+    """yes/no, true/false, on/off, 1/0 (a spec option's flag)."""
+    v = value.strip().lower()
+    if v in ("yes", "true", "on", "1"):
+        return True
+    if v in ("no", "false", "off", "0"):
+        return False
+    raise ValueError(value)
+
+
 def _positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
         raise EdgewiseError(f"draft option {name} must be a positive integer, got {value!r}")
@@ -68,6 +79,7 @@ class LookupDraft:
 
     ngram: int = 3
     k: int = 8
+    adapt: bool = True  # k chosen in 0..k from measured speed (runtime.speculative.MeasuredK); False: always k
 
     def __post_init__(self):
         _positive("ngram", self.ngram)
@@ -103,6 +115,7 @@ class ModelDraft:
 
     model: LoadedModel
     k: int = 4
+    adapt: bool = True  # as LookupDraft's
     _session: TrackedSession | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -155,7 +168,7 @@ DRAFTS: Registry[DraftFactory] = Registry("draft source")
 
 @DRAFTS.register("lookup")
 def _lookup(text: str, target: LoadedModel, threads: int | None) -> LookupDraft:
-    return LookupDraft(**_options(text, {"ngram": int, "k": int}, f"lookup:{text}"))
+    return LookupDraft(**_options(text, {"ngram": int, "k": int, "adapt": boolean}, f"lookup:{text}"))
 
 
 @DRAFTS.register("model")
@@ -163,9 +176,10 @@ def _model(text: str, target: LoadedModel, threads: int | None) -> ModelDraft:
     ref, _, rest = text.partition(",")
     if not ref.strip():
         raise EdgewiseError("draft 'model:' names no model: use model:REF, e.g. model:qwen2.5-coder-0.5b")
-    opts = _options(rest, {"k": int, "backend": str, "precision": str, "threads": int}, f"model:{text}")
+    opts = _options(rest, {"k": int, "backend": str, "precision": str, "threads": int, "adapt": boolean},
+                    f"model:{text}")
     return ModelDraft(_load(ref.strip(), opts.get("backend", target.backend), opts.get("precision", "auto"),
-                            opts.get("threads", threads)), k=opts.get("k", 4))
+                            opts.get("threads", threads)), k=opts.get("k", 4), adapt=opts.get("adapt", True))
 
 
 def _load(ref: str, backend: str, precision: str, threads: int | None) -> LoadedModel:

@@ -12,12 +12,16 @@ so the token after d_j is chosen from row j exactly as plain decoding would choo
   probability min(1, p(d_j) / q(d_j)); on a rejection draw from norm(max(0, p - q)); after k kept, draw from p.
 Then the cache is rewound past the first rejection (the draft's own cache follows on its next sync).
 
-k adapts within [1, k_max] to the recent acceptance rate: a draft that keeps missing costs little verify work.
+k is chosen from measured speed (`MeasuredK`): for every k in 0..k_max, a running mean of the tokens a step chose
+per second it took (the draft's proposing plus the model's pass; k = 0 is a plain step). A verify pass of k rows
+is not free on a small CPU (it turns compute-bound after a few rows), and a model draft costs k of its own steps,
+so the k that pays depends on the machine, the pair and the text: measuring it beats a formula. A draft that does
+not pay is thereby turned off (k = 0), apart from a probe now and then. The choice never changes the output.
 """
 
 from __future__ import annotations
 
-import math
+import time
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -29,8 +33,9 @@ from edgewise.runtime.sampling import LogitsProcessor, Sampler
 from edgewise.runtime.session import TrackedSession
 from edgewise.runtime.types import DraftStats, GenerationConfig
 
-# Weight of the last step in the running acceptance rate that sets k.
-RATE_WEIGHT = 0.5
+# MeasuredK: the weight of the last step in each k's running speed, and how often the best k's neighbour is probed.
+SPEED_WEIGHT = 0.3
+PROBE_EVERY = 8
 
 
 def probs_for(logits: np.ndarray, cfg: GenerationConfig) -> np.ndarray:
@@ -53,19 +58,53 @@ def probs_for(logits: np.ndarray, cfg: GenerationConfig) -> np.ndarray:
     return p
 
 
-class AdaptiveK:
-    """k = ceil(rate * k_max) within [1, k_max], where rate is a running mean of each step's kept fraction."""
+class MeasuredK:
+    """k in 0..k_max from measured speed: each k's running mean of tokens chosen per second of step time.
 
-    def __init__(self, k_max: int):
-        self.k_max, self.rate = k_max, 1.0
+    Every k is tried once first (k_max down to 0), then the fastest is used, and every PROBE_EVERY-th step tries
+    one of its neighbours instead, so a k whose speed has changed (another text, a busier machine) is found again.
+    The state can outlive one generation (speculate keeps it on the draft), so a server learns its k once."""
+
+    def __init__(self, k_max: int, fixed: bool = False):
+        self.k_max, self.fixed = k_max, fixed  # fixed: always k_max (a draft with adapt=no), speeds still kept
+        self.speed: list[float | None] = [None] * (k_max + 1)
+        self.steps = 0
+
+    @property
+    def best(self) -> int | None:
+        tried = [k for k in range(self.k_max + 1) if self.speed[k] is not None]
+        return max(tried, key=lambda k: self.speed[k]) if tried else None
 
     @property
     def k(self) -> int:
-        return max(1, min(self.k_max, math.ceil(self.rate * self.k_max)))
+        if self.fixed:
+            return self.k_max
+        untried = [k for k in range(self.k_max, -1, -1) if self.speed[k] is None]
+        if untried:
+            return untried[0]
+        best = self.best
+        if self.steps % PROBE_EVERY == PROBE_EVERY - 1:
+            near = [k for k in (best + 1, best - 1) if 0 <= k <= self.k_max]
+            return near[(self.steps // PROBE_EVERY) % len(near)]
+        return best
 
-    def update(self, proposed: int, accepted: int) -> None:
-        if proposed:
-            self.rate += RATE_WEIGHT * (accepted / proposed - self.rate)
+    def update(self, k: int, tokens: int, seconds: float) -> None:
+        self.steps += 1
+        rate = tokens / max(seconds, 1e-9)
+        old = self.speed[k]
+        self.speed[k] = rate if old is None else old + SPEED_WEIGHT * (rate - old)
+
+
+def k_policy(draft) -> MeasuredK:
+    """The draft's MeasuredK, made on first use and kept on it (a draft that cannot hold one gets a fresh one)."""
+    ks, fixed = getattr(draft, "k_policy", None), not getattr(draft, "adapt", True)
+    if not isinstance(ks, MeasuredK) or ks.k_max != draft.k or ks.fixed != fixed:
+        ks = MeasuredK(draft.k, fixed)
+        try:
+            draft.k_policy = ks
+        except AttributeError:  # a plugin's draft with __slots__ or a frozen dataclass
+            pass
+    return ks
 
 
 def _draw(rng: np.random.Generator, p: np.ndarray) -> int:
@@ -128,7 +167,7 @@ def speculate(dec: TrackedSession, ids: list[int], logits: np.ndarray, cfg: Gene
             return chosen + [_draw(rng, rest / rest.sum() if rest.sum() > 0 else p)]
         return chosen
 
-    ks = AdaptiveK(draft.k)
+    ks = k_policy(draft)
     pending = [(int(sampler(processed(tokens, logits))), logits)]  # chosen tokens with the logits they came from
     with draft.open(capacity) as proposer:
         while True:
@@ -137,20 +176,23 @@ def speculate(dec: TrackedSession, ids: list[int], logits: np.ndarray, cfg: Gene
                 tokens.append(tok)
             # The cache holds tokens[:-1]; a step appends 1 + k and chooses at most k + 1 tokens, so k stays within
             # the tokens still wanted, and the cache within the room it was sized for (prompt + max_tokens).
-            k = min(ks.k, cfg.max_tokens - (len(tokens) - len(ids)) - 1, capacity - len(tokens))
+            asked = ks.k
+            k = min(asked, cfg.max_tokens - (len(tokens) - len(ids)) - 1, capacity - len(tokens))
+            t0 = time.perf_counter()
             prop = proposer.propose(tokens, k, pick) if k > 0 else Proposal([])
             prop.tokens = [int(t) for t in prop.tokens[:max(k, 0)]]
             stats.steps += 1  # every forward pass after the prompt's, so tokens per pass reads from it
             if not prop.tokens:
                 row = dec.append([tokens[-1]])
                 pending = [(int(sampler(processed(tokens, row))), row)]
-                continue
-            rows = dec.append_all([tokens[-1]] + prop.tokens)  # (1 + k, V)
-            chosen = verify(rows, prop)
-            kept = len(chosen) - 1
-            stats.proposed += len(prop.tokens)
-            stats.accepted += kept
-            ks.update(len(prop.tokens), kept)
-            if kept < len(prop.tokens):
-                dec.rewind(len(tokens) + kept)  # drop the rejected proposals' KV entries
-            pending = list(zip(chosen, rows))
+            else:
+                rows = dec.append_all([tokens[-1]] + prop.tokens)  # (1 + k, V)
+                chosen = verify(rows, prop)
+                kept = len(chosen) - 1
+                stats.proposed += len(prop.tokens)
+                stats.accepted += kept
+                if kept < len(prop.tokens):
+                    dec.rewind(len(tokens) + kept)  # drop the rejected proposals' KV entries
+                pending = list(zip(chosen, rows))
+            if k == asked:  # a k cut short by max_tokens or the cache is not the k that was asked for
+                ks.update(asked, len(pending), time.perf_counter() - t0)
