@@ -194,7 +194,13 @@ def main(argv=None) -> int:
             if tgt_gguf is None or not tool.is_file():
                 skipped.append(f"{name}: {'not a GGUF target' if tgt_gguf is None else f'no {tool}'}")
                 continue
-            dg = str(gguf_path(load_source(spec.split(":", 1)[1].split(",")[0]))) if spec.startswith("model:") else None
+            dg = None
+            if spec.startswith("model:"):
+                dsrc = load_source(spec.split(":", 1)[1].split(",")[0])
+                if dsrc.kind != "gguf":  # llama.cpp's tools take a GGUF draft only
+                    skipped.append(f"{name}: the draft is not a GGUF")
+                    continue
+                dg = str(gguf_path(dsrc))
             for k, label in ((built[spec].k, f"{tool.name} (k={built[spec].k})"), (None, f"{tool.name} (its defaults)")):
                 methods[label] = (lambda t, tool=tool, dg=dg, k=k: llama_tool(
                     tool, tgt_gguf, lm.tokenizer.decode(prompt_ids(lm, t), skip_special_tokens=False), a.max_tokens,
