@@ -79,10 +79,10 @@ def plain(lm):
 @pytest.mark.parametrize("spec", ["lookup", "lookup:adapt=no", "model:{dir},k=3,adapt=no"])
 def test_greedy_answers_equal_a_server_without_a_draft(lm, plain, tiny_llama_dir, spec):
     """Every answer equals the plain server's. With adapt=no each answer proposes (the prompts repeat themselves:
-    lookup finds n-grams too); the default measured k may settle on plain steps for a tiny model, whose steps
-    cost almost nothing, so only the first answers, which try every k, must propose."""
+    lookup finds n-grams too). The default measured k may settle on plain steps for a tiny model, whose steps cost
+    almost nothing, and a lookup that finds no match in the first steps costs what a plain step does, so whether it
+    proposes at all then depends on timing: only the answers are checked."""
     spec = spec.format(dir=tiny_llama_dir)
-    proposed = 0
     with serving(state_for(lm, spec)) as c:
         for p in PROMPTS:
             for stream in (False, True):
@@ -91,13 +91,11 @@ def test_greedy_answers_equal_a_server_without_a_draft(lm, plain, tiny_llama_dir
                 d = u["draft"]
                 assert set(d) == {"proposed", "accepted", "steps", "acceptance"}
                 assert 0 <= d["accepted"] <= d["proposed"] and 1 <= d["steps"] <= u["completion_tokens"]
-                proposed += d["proposed"]
                 if "adapt=no" in spec:
                     assert d["proposed"] > 0
                 if spec.startswith("model:"):  # the model drafting for itself: every proposal is kept
                     assert d["accepted"] == d["proposed"]
                     assert d["steps"] < u["completion_tokens"]  # several tokens per forward pass
-    assert proposed > 0
 
 
 def test_completions_report_the_draft(lm):
