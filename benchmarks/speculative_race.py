@@ -104,17 +104,6 @@ def llama_tool(binary: Path, gguf: str, text: str, n: int, threads: int, draft_g
     return {"tps": float(speed[-1]), "acceptance": float(accept[-1]) / 100 if accept else None}
 
 
-def llama_bench(binary: Path, gguf: str, n: int, threads: int) -> dict:
-    """llama.cpp's plain decode as its users measure it: `llama-bench -p 0 -n N` (tgN), one repetition."""
-    p = subprocess.run([str(binary), "-m", gguf, "-p", "0", "-n", str(n), "-t", str(threads), "-r", "1", "-o", "json"],
-                       capture_output=True, text=True, timeout=900)
-    try:
-        rows = json.loads(p.stdout)
-        return {"tps": float(rows[0]["avg_ts"])}
-    except (ValueError, LookupError, TypeError):
-        raise RuntimeError(f"llama-bench failed (rc {p.returncode}): {(p.stdout + p.stderr)[-400:]}") from None
-
-
 def verify_cost(lm, text: str, reps: int) -> list[dict]:
     """Per k: median ms of one append_all of k tokens (after the prompt), its ratio to a one-token step, and the
     largest |logit| difference between that pass and k one-token appends, with their argmax agreement."""
@@ -160,6 +149,7 @@ def main(argv=None) -> int:
     ap.add_argument("--verify-cost", action="store_true", help="time a verify pass against k instead (see above)")
     a = ap.parse_args(argv)
 
+    from edgewise.bench import llamacpp_tools
     from edgewise.runtime import GenerationConfig, load_model, prompt_ids
     from edgewise.runtime.drafts import load_draft
     from edgewise.runtime.llamacpp_backend import gguf_path
@@ -180,6 +170,7 @@ def main(argv=None) -> int:
                       f"{r['argmax_agree']:.2f}")
         return 0
     bin_dir, skipped = Path(a.llama_bin), []
+    os.environ["EDGEWISE_LLAMACPP_BIN"] = str(bin_dir)  # llama-bench below is looked up where the other tools are
     result = {"target": target, "precision": precision, "backend": a.backend, "drafts": drafts,
               "max_tokens": a.max_tokens, "prompts": texts, "loadavg_start": os.getloadavg(), "cells": {}}
     for threads in [int(t) for t in a.threads.split(",")]:
@@ -205,12 +196,13 @@ def main(argv=None) -> int:
                 methods[label] = (lambda t, tool=tool, dg=dg, k=k: llama_tool(
                     tool, tgt_gguf, lm.tokenizer.decode(prompt_ids(lm, t), skip_special_tokens=False), a.max_tokens,
                     threads, dg, k))
-        bench = bin_dir / "llama-bench"
-        once = {}  # run once per round, not per prompt: a prompt-free figure
-        if tgt_gguf is not None and bench.is_file():
-            once[f"llama-bench tg{a.max_tokens}"] = lambda: llama_bench(bench, tgt_gguf, a.max_tokens, threads)
+        once = {}  # run once per round, not per prompt: a prompt-free figure, llama-bench's tgN (one repetition)
+        tg = f"tg{a.max_tokens}"
+        if tgt_gguf is not None and llamacpp_tools.llama_tool("llama-bench") is not None:
+            once[f"llama-bench {tg}"] = lambda: {"tps": llamacpp_tools.llama_bench(
+                tgt_gguf, threads, n_prompt=0, n_gen=a.max_tokens, reps=1)[tg]}
         elif tgt_gguf is not None:
-            skipped.append(f"llama-bench: no {bench}")
+            skipped.append(f"llama-bench: not in {bin_dir}")
         rounds = {m: [] for m in [*methods, *once]}
         for rnd in range(a.rounds):
             per = {m: [] for m in rounds}

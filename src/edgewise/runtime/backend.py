@@ -33,8 +33,9 @@ from edgewise.runtime.tokenizer import Tokenizer
 # "gguf": a GGUF computed with its own quantized blocks (export.gguf_transcode), int8 activations; "gguf-exact":
 # the same blocks in fp32 compute, whose logits do not depend on how many tokens one pass appends (int8 activation
 # rounding amplifies the last-bit differences between a k-row and a one-row pass, so under speculative decoding
-# only gguf-exact keeps greedy output token for token; it is ~12x slower per step on SmolLM2); "auto": the backend's natural choice for the source (a GGUF
-# runs as shipped: transcoded on ort, native on llamacpp; anything else fp32).
+# only gguf-exact keeps greedy output token for token; it is ~12x slower per step on SmolLM2); "auto": the
+# backend's natural choice for the source (a GGUF runs as shipped: transcoded on ort, native on llamacpp; anything
+# else fp32).
 PRECISIONS = ("fp32", "int8", "int4", "gguf", "gguf-exact", "auto")
 
 
