@@ -145,6 +145,7 @@ class EdgeAnswerer:
         self.key = f"edge:{content_hash(Path(self.lm.source.path))}:{self.lm.backend}:{self.lm.precision}"
         self.name = f"{ref} ({self.lm.backend} {self.lm.precision})"
         self.reused_prompt_tokens = 0  # prompt tokens the samples took from the cache instead of computing
+        self._session = None  # the greedy answer's KV cache, which the samples of the same prompt go on from
 
     def __call__(self, prompt: str, max_tokens: int) -> Answer:
         return self.sample(prompt, max_tokens, 0.0, None)
@@ -154,12 +155,24 @@ class EdgeAnswerer:
 
         cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, seed=seed)
         # The k consistency samples of one prompt share its prefill through the KV cache: on a multiple-choice
-        # item the prompt is most of the cost, so k samples cost about one greedy answer, not k. The greedy answer
-        # always runs from an empty cache, so it does not depend on what the cache held before (a prompt computed
-        # in two passes can round differently under int8 activations) and older caches keep their answers.
-        r = generate(self.lm, prompt, cfg, chat=True, reuse_cache=temperature > 0)
+        # item the prompt is most of the cost, so k samples cost about one greedy answer, not k + 1. The greedy
+        # answer always runs in a new session (an empty cache), so it does not depend on what came before (a
+        # prompt computed in two passes can round differently under int8 activations) and older caches keep their
+        # answers; the samples then reuse that session, whose record says what it holds.
+        if temperature <= 0 or self._session is None:
+            self._session = self._new_session()
+        r = generate(self.lm, prompt, cfg, chat=True, session=self._session,
+                     reuse_cache=self._session is None and temperature > 0)
         self.reused_prompt_tokens += r.cached_tokens
         return Answer(r.text, tuple(float(x) for x in r.logprobs))
+
+    def _new_session(self):
+        """A fresh session on the model's weights; None where the backend holds one session per model (its
+        own cache, reused through reuse_cache)."""
+        try:
+            return self.lm.session()
+        except EdgewiseError:
+            return None
 
 
 class CloudAnswerer:
