@@ -302,7 +302,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--forwards-per-key", type=int, default=None)
     ap.add_argument("--ngram", default="auto", help="the keyboard's count model: auto (models/keyboard-ngram), "
                     "none (the LM alone) or a folder")
-    ap.add_argument("--ngram-weights", default=None, help="three n-gram shares (unigram, bigram, trigram history); "
+    ap.add_argument("--ngram-weights", default=None, help="n-gram shares by the longest history known "
+                    "(unigram, bigram, trigram[, 4-gram, ...]); "
                     "default: KeyboardConfig's tuned ones")
     ap.add_argument("--case", choices=("both", "sensitive", "insensitive"), default="both",
                     help="the keyboard's hit rule: case-sensitive, -i like Presage, or both rows")

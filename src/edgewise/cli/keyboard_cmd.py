@@ -139,14 +139,16 @@ def build_ngram_cmd(
                                                "keyboard's four training corpora, held-out files excluded)."),
     text: Optional[list[Path]] = typer.Option(None, "--text", exists=True, dir_okay=False, readable=True,
                                               help="Extra UTF-8 training text (repeatable)."),
-    min_count: str = typer.Option("1,2", "--min-count", help="Smallest kept count for bigrams,trigrams: "
-                                  "the size knob (1,2 keeps every bigram and the trigrams seen twice)."),
+    min_count: str = typer.Option("1,2", "--min-count", help="Smallest kept count for bigrams,trigrams[,4-grams"
+                                  "[,5-grams]]: the size knob, and the order is one more than the counts given "
+                                  "(1,2 keeps every bigram and the trigrams seen twice; 1,2,2 builds a 4-gram)."),
     max_vocab: int = typer.Option(65_535, "--max-vocab", min=1_000, max=65_535, help="Words kept, most used first."),
     web_counts: float = typer.Option(0.0, "--web-counts", min=0.0, max=100.0,
                                      help="Merge wordsegment's web unigram/bigram counts, weighted this many times "
                                           "the text's own counts (0: text only)."),
 ) -> None:
-    """Build the keyboard's Kneser-Ney trigram from packaged corpora and your own text."""
+    """Build the keyboard's Kneser-Ney count model (a trigram by default, up to a 5-gram) from packaged corpora
+    and your own text."""
     _quiet()
     from edgewise.apps.keyboard.ngram_build import NgramConfig, build_from_files
     from edgewise.data.corpora import training_texts

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgewise.apps.keyboard import KeyboardConfig, KeyboardEngine
-from edgewise.apps.keyboard.ngram import NgramModel
+from edgewise.apps.keyboard.ngram import NgramModel, history_key_dtype
 from edgewise.apps.keyboard.ngram_build import NgramConfig, NgramCounts, build, build_from_files
 from edgewise.errors import EdgewiseError
 
@@ -77,6 +77,42 @@ def test_files_round_trip_and_report_their_size(counts, tmp_path):
     assert back.size_bytes() == sum(f.stat().st_size for f in (tmp_path / "ng").iterdir())
 
 
+@pytest.mark.parametrize("min_count", [(1, 1, 1), (1, 2, 2), (1, 1, 1, 1), (1, 2, 2, 2)])
+@pytest.mark.parametrize("history", [(), ("i", "am"), ("i", "am", "sure"), ("went", "to", "san"),
+                                     ("i", "went", "to", "san"), ("unseen", "words", "here", "too")])
+def test_four_and_five_grams_sum_to_one_and_remember_longer_phrases(min_count, history):
+    c = NgramCounts(len(min_count) + 1)
+    c.add_text(TEXT)
+    model = build(c, NgramConfig(order=len(min_count) + 1, min_count=min_count, min_word_count=1))
+    p = full_distribution(model, history)
+    assert p.sum() == pytest.approx(1.0, abs=1e-5) and (p > 0).all()
+    assert model.known_order(("dog", "is", "on", "the")) == len(min_count)  # its longest history is known
+    # "the cat is on the mat" and "the dog is on the log", three times each: only a 5-gram's four-word history
+    # tells them apart
+    if len(min_count) == 4:
+        assert next(iter(model.probabilities(("cat", "is", "on", "the"), "", limit=3))) == "mat"
+        assert next(iter(model.probabilities(("dog", "is", "on", "the"), "", limit=3))) == "log"
+
+
+def test_a_five_gram_over_a_large_vocabulary_keys_histories_in_64_bits(tmp_path):
+    # 56,000 words: a 4-word history key (base V) passes int64's range, so it is stored unsigned
+    assert history_key_dtype(56_000, 5) == np.uint64 and history_key_dtype(56_000, 4) == np.int64
+    words = [f"w{i:05d}" for i in range(56_000)]
+    text = "\n".join(" ".join(words[i:i + 8]) + "." for i in range(0, len(words), 8))
+    text += "\n" + "w55990 w55991 w55992 w55993 w55994. " * 3 + "w55990 w55991 w55992 w55993 w55995."
+    c = NgramCounts(5)
+    c.add_text(text)
+    model = build(c, NgramConfig(order=5, min_count=(1, 1, 1, 1), min_word_count=1))
+    assert model.levels[-1][0].dtype == np.uint64 and model.levels[-1][0][-1] > np.iinfo(np.int64).max
+    model.save(tmp_path / "ng5")
+    back = NgramModel.load(tmp_path / "ng5")
+    hist = ("w55990", "w55991", "w55992", "w55993")
+    for m in (model, back):
+        assert m.known_order(hist) == 4
+        got = m.probabilities(hist, "w5599", limit=2)
+        assert list(got) == ["w55994", "w55995"] and got["w55994"] > 2 * got["w55995"]
+
+
 def test_a_corrupt_or_missing_file_is_one_clear_error(counts, tmp_path):
     build(counts, NgramConfig(min_word_count=1)).save(tmp_path / "ng")
     (tmp_path / "ng" / "ngram.npz").write_bytes(b"not a zip")
@@ -89,6 +125,8 @@ def test_a_corrupt_or_missing_file_is_one_clear_error(counts, tmp_path):
 def test_bad_settings_and_too_little_text_are_refused(tmp_path):
     with pytest.raises(ValueError, match="min_count needs 2"):
         NgramConfig(min_count=(1,))
+    with pytest.raises(ValueError, match="order must be 2 to 5"):
+        NgramConfig(order=6, min_count=(1, 1, 1, 1, 1))
     with pytest.raises(ValueError, match="uint16"):
         NgramConfig(max_vocab=100_000)
     small = tmp_path / "small.txt"
@@ -114,3 +152,6 @@ def test_the_mixture_brings_in_words_the_lm_never_offers(keyboard_lm, counts):
 def test_engine_config_refuses_bad_weights():
     with pytest.raises(EdgewiseError, match="ngram_weights"):
         KeyboardConfig(ngram_weights=(0.5, 1.5, 0.2))
+    with pytest.raises(EdgewiseError, match="2 to 5 shares"):
+        KeyboardConfig(ngram_weights=(0.1, 0.2, 0.3, 0.3, 0.3, 0.3))
+    assert KeyboardConfig(ngram_weights=(0.1, 0.3, 0.3, 0.5)).ngram_weights[-1] == 0.5  # a 4-gram history's share

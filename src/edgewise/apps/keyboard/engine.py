@@ -55,8 +55,9 @@ class KeyboardConfig:
     max_context_tokens: int = 128
     personal_weight: float = 0.5  # the user model's share once it has seen enough of the user's text
     # The count model's share, by how much of the history it has counts for: (unigram only, bigram history
-    # seen, trigram history seen). An n-gram that has seen the exact phrase knows it better than a small LM;
-    # one that has not is a unigram list. Tuned on held-out text (benchmarks/keyboard_mixture.py) for the
+    # seen, trigram history seen[, 4-gram history seen, ...]); a longer known history than the tuple names
+    # takes its last share. An n-gram that has seen the exact phrase knows it better than a small LM; one that
+    # has not is a unigram list. Tuned on held-out text (benchmarks/keyboard_mixture.py) for the
     # committed student: the better the LM, the less the counts get (0.2, 0.4, 0.6 for its first version).
     ngram_weights: tuple[float, ...] = (0.1, 0.3, 0.3)
     lm_candidates: int = 8  # words the LM search returns for the mixture, at least
@@ -76,8 +77,8 @@ class KeyboardConfig:
             raise EdgewiseError(f"max_context_tokens must be an integer >= 8, got {self.max_context_tokens!r}")
         if not 0.0 <= float(self.personal_weight) <= 1.0:
             raise EdgewiseError(f"personal_weight must be in [0, 1], got {self.personal_weight!r}")
-        if len(self.ngram_weights) != 3 or not all(0.0 <= float(w) <= 1.0 for w in self.ngram_weights):
-            raise EdgewiseError("ngram_weights must be three shares in [0, 1] (unigram-only, bigram and trigram "
+        if not 2 <= len(self.ngram_weights) <= 5 or not all(0.0 <= float(w) <= 1.0 for w in self.ngram_weights):
+            raise EdgewiseError("ngram_weights must be 2 to 5 shares in [0, 1] (unigram-only, bigram, trigram, ... "
                                 f"history), got {self.ngram_weights!r}")
         if not isinstance(self.lm_candidates, int) or self.lm_candidates < 1:
             raise EdgewiseError(f"lm_candidates must be a positive integer, got {self.lm_candidates!r}")
@@ -250,7 +251,7 @@ class KeyboardEngine:
         if self.ngram is None:
             return scored
         hist = history_words(split.committed, self.ngram.order - 1)
-        w = float(self.config.ngram_weights[min(self.ngram.known_order(hist), 2)])
+        w = float(self.config.ngram_weights[min(self.ngram.known_order(hist), len(self.config.ngram_weights) - 1)])
         if w <= 0.0:
             return scored
         counts = self.ngram.probabilities(hist, split.prefix, limit=max(8, 2 * k))

@@ -10,7 +10,8 @@ Model (Chen & Goodman's interpolated modified Kneser-Ney):
     P2(w | v) = a2(v w) + g2(v) * P1(w)
     P1(w)     = N1+(. w) / N1+(. .)          (continuation counts: in how many contexts w appears)
 where a_n = max(c - D_n(c), 0) / c(history) over the kept n-grams and g_n(history) = 1 - sum(a_n) is whatever
-mass the discounts and the pruning freed, so every distribution sums to one after pruning too.
+mass the discounts and the pruning freed, so every distribution sums to one after pruning too. A 4- or 5-gram
+adds levels the same way (P4(w | t u v) = a4 + g4 * P(w | u v), ...).
 
 Storage: word ids follow the sorted vocabulary, so the words with a typed prefix are one id range, and each
 history's followers are sorted by id: a prefix query is two binary searches per order, vectorised in numpy.
@@ -31,6 +32,12 @@ from edgewise.staging import staged_dir
 BOS = "<s>"  # the history of a sentence's first word
 FORMAT = "edgewise-keyboard-ngram"
 VERSION = 1
+
+
+def history_key_dtype(vocab_size: int, order: int) -> type:
+    """A history of order - 1 word ids is one integer in base V. Up to a 4-gram it fits int64; a 5-gram's
+    four-word history (up to 65,535**4 - 1) needs all 64 bits, so it is stored unsigned."""
+    return np.int64 if vocab_size ** (order - 1) <= np.iinfo(np.int64).max else np.uint64
 
 
 class NgramModel:

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from edgewise.apps.keyboard.ngram import BOS, FORMAT, VERSION, NgramModel
+from edgewise.apps.keyboard.ngram import BOS, FORMAT, VERSION, NgramModel, history_key_dtype
 from edgewise.apps.keyboard.text import SENTENCE_BREAK, WORDS
 from edgewise.errors import EdgewiseError
 
@@ -32,8 +32,8 @@ class NgramConfig:
     external_weight: float = 0.0
 
     def __post_init__(self):
-        if self.order not in (2, 3):
-            raise ValueError(f"ngram order must be 2 or 3, got {self.order!r}")
+        if self.order not in (2, 3, 4, 5):
+            raise ValueError(f"ngram order must be 2 to 5, got {self.order!r}")
         if not 1_000 <= int(self.max_vocab) <= 65_535:
             raise ValueError(f"max_vocab must be in [1000, 65535] (ids are uint16), got {self.max_vocab!r}")
         if not 0.0 <= float(self.external_weight) <= 100.0:
@@ -197,6 +197,7 @@ def _pack(vocab, p1, levels, display, config: NgramConfig, words: int) -> NgramM
     """The flat arrays NgramModel queries: per order, sorted history keys, CSR row pointers, follower ids
     sorted within each row, their discounted shares a, and each history's backoff weight g."""
     V = len(vocab)
+    key_dtype = history_key_dtype(V, config.order)
     index = {w: i for i, w in enumerate(vocab)}
     arrays = {"p1": p1.astype(np.float32)}
     sizes = {}
@@ -208,7 +209,7 @@ def _pack(vocab, p1, levels, display, config: NgramConfig, words: int) -> NgramM
                 k = k * V + index[w]
             hist_keys.append((k, h))
         hist_keys.sort()
-        keys = np.array([k for k, _ in hist_keys], dtype=np.int64)
+        keys = np.array([k for k, _ in hist_keys], dtype=key_dtype)
         ptr = np.zeros(len(keys) + 1, dtype=np.int64)
         ids, a, g = [], [], np.ones(len(keys), dtype=np.float64)
         for j, (_, h) in enumerate(hist_keys):
