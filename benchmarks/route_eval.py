@@ -7,8 +7,8 @@ both models answer every item (answers cached in .bench/route-answers.sqlite, so
 routers are fitted on one half and reported on the other.
 
     make bench-setup                                   # llama.cpp server, the Qwen parts, the task data
-    .venv/bin/python benchmarks/route_eval.py --limit 300 \\
-        --edge smollm2-135m --edge qwen2.5-coder-0.5b --out bench-out/route-eval
+    .venv/bin/python benchmarks/route_eval.py --limit 300 --family mmlu --family socialiqa --family gsm8k=200 \\
+        --edge qwen2.5-coder-0.5b --edge smollm2-135m --out bench-out/route-eval
 
 Writes <out>/<edge>/route-eval.json, answers.jsonl, route-eval.png and policy.toml, and <out>/summary.json.
 Exits 1, with one line naming them, when an edge's evaluation failed or some items went unanswered (a failed
@@ -35,7 +35,8 @@ DEFAULT_FAMILIES = ("mmlu", "socialiqa", "quartz")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--edge", action="append", help="edge model (repeat); default smollm2-135m")
-    ap.add_argument("--family", action="append", help=f"task family (repeat); default {', '.join(DEFAULT_FAMILIES)}")
+    ap.add_argument("--family", action="append", help="task family (repeat), NAME or NAME=ITEMS for its own item "
+                    f"count; default {', '.join(DEFAULT_FAMILIES)}")
     ap.add_argument("--limit", type=int, default=300, help="items per family (a seeded sample)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--embed", default="minilm", choices=("minilm", "hash", "none"))
@@ -51,7 +52,11 @@ def main() -> None:
     from edgewise.route.eval.command import RouteEvalConfig, run_route_eval
 
     files = task_files(args.data)
-    families = args.family or list(DEFAULT_FAMILIES)
+    try:
+        own = dict(_family_limit(f) for f in args.family or DEFAULT_FAMILIES)
+    except ValueError as e:
+        sys.exit(str(e))
+    families = list(own)
     unknown = [f for f in families if f not in files]
     if unknown:
         sys.exit(f"unknown family {', '.join(unknown)}: choose from {', '.join(files)}")
@@ -63,7 +68,8 @@ def main() -> None:
     kind = task_kinds()
     tasks = tuple(f"{kind[f]}:{files[f]}" for f in families)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary, failed = {"cloud": CLOUD, "families": families, "limit": args.limit, "edges": {}}, {}
+    summary, failed = {"cloud": CLOUD, "families": families, "limit": args.limit,
+                       "limits": {f: n for f, n in own.items() if n is not None}, "edges": {}}, {}
     cloud_hash = PACKAGED[CLOUD].parts.sha256
     with LlamaServer(packaged_path(CLOUD), alias=CLOUD, threads=args.threads, log=args.out / "llama-server.log") as srv:
         for edge in args.edge or ["smollm2-135m"]:
@@ -71,7 +77,7 @@ def main() -> None:
             cfg = RouteEvalConfig(edge=edge, cloud_url=srv.url, cloud_model=CLOUD, tasks=tasks, out=out,
                                   threads=args.threads, limit=args.limit, embed=args.embed, cache=args.cache,
                                   cloud_model_hash=cloud_hash, calibrate_out=out / "policy.toml",
-                                  samples=args.samples)
+                                  samples=args.samples, limits=tuple(own[f] for f in families))
             t0 = time.monotonic()
             try:
                 report, written = run_route_eval(cfg, LineProgress(every=50))
@@ -96,6 +102,16 @@ def main() -> None:
                           flush=True)
             (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     sys.exit(exit_status(failed))
+
+
+def _family_limit(spec: str) -> tuple[str, int | None]:
+    """`gsm8k=200` -> ("gsm8k", 200); a bare name takes --limit."""
+    name, sep, n = spec.partition("=")
+    if not sep:
+        return name, None
+    if not n.isdigit() or int(n) < 1:
+        raise ValueError(f"--family {spec}: the item count after = must be a positive integer, e.g. gsm8k=200")
+    return name, int(n)
 
 
 if __name__ == "__main__":

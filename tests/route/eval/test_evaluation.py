@@ -139,6 +139,18 @@ def test_route_eval_bad_task_is_one_line(tmp_path):
     assert r.returncode == 2 and "KIND:FILE" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_task_can_have_its_own_item_count(tmp_path):
+    from edgewise.route.eval.command import RouteEvalConfig
+
+    cfg = RouteEvalConfig(edge="e", cloud_url="http://127.0.0.1:9/v1", cloud_model="m", tasks=("mmlu:a", "gsm8k:b"),
+                          out=tmp_path, limit=300, limits=(None, 200))
+    assert [cfg.task_limit(i) for i in range(2)] == [300, 200]
+    with pytest.raises(EdgewiseError, match="one per task"):
+        RouteEvalConfig(edge="e", cloud_url="u", cloud_model="m", tasks=("mmlu:a",), out=tmp_path, limits=(1, 2))
+    with pytest.raises(EdgewiseError, match="positive integer"):
+        RouteEvalConfig(edge="e", cloud_url="u", cloud_model="m", tasks=("mmlu:a",), out=tmp_path, limits=(0,))
+
+
 # --- issue 23: consistency and kNN signals, random and oracle, intervals, cross-validation, costs -----------------
 
 def _held(rows):

@@ -128,6 +128,7 @@ class RouteEvalConfig:
     precision: str = "auto"
     threads: int | None = None
     limit: int | None = None  # items per task (a seeded sample)
+    limits: tuple[int | None, ...] = ()  # per task, in tasks' order, where it differs from `limit` (None: `limit`)
     seed: int = 0
     target: float = 0.95
     embed: str = "minilm"  # minilm | hash | none (log-prob signals only)
@@ -147,6 +148,16 @@ class RouteEvalConfig:
             raise EdgewiseError(f"--embed must be minilm, hash or none, got {self.embed!r}")
         if self.limit is not None and self.limit < 1:
             raise EdgewiseError(f"--limit must be a positive integer, got {self.limit}")
+        if self.limits and len(self.limits) != len(self.tasks):
+            raise EdgewiseError(f"limits names {len(self.limits)} tasks' item counts for {len(self.tasks)} tasks: "
+                                "give one per task (None for the common --limit)")
+        if any(n is not None and n < 1 for n in self.limits):
+            raise EdgewiseError(f"a task's item count must be a positive integer, got {self.limits}")
+
+    def task_limit(self, i: int) -> int | None:
+        """Items of task i: its own count where limits gives one, else the common limit."""
+        own = self.limits[i] if self.limits else None
+        return self.limit if own is None else own
         if not 0.0 < self.target <= 1.0:
             raise EdgewiseError(f"--target must be in (0, 1], got {self.target}")
 
@@ -155,7 +166,7 @@ def run_route_eval(cfg: RouteEvalConfig, progress: Progress | None = None, *, ed
                    cloud: Answerer | None = None) -> tuple[dict, dict[str, Path]]:
     """Answer, score, fit and report; returns (JSON report, written files). `edge`/`cloud` replace the
     answerers built from cfg (a benchmark that already holds a loaded model)."""
-    items = [it for spec in cfg.tasks for it in load_task(spec, cfg.limit, cfg.seed)]
+    items = [it for i, spec in enumerate(cfg.tasks) for it in load_task(spec, cfg.task_limit(i), cfg.seed)]
     cache = AnswerCache(cfg.cache)
     try:
         edge = edge or EdgeAnswerer(cfg.edge, cfg.backend, cfg.precision, cfg.threads)
@@ -174,7 +185,8 @@ def run_route_eval(cfg: RouteEvalConfig, progress: Progress | None = None, *, ed
         cfg.calibrate_out.write_text(policy_for(report, cfg.calibrate_out))
         files["policy"] = cfg.calibrate_out
     data = json_report(report, edge=getattr(edge, "name", cfg.edge), cloud=getattr(cloud, "name", cfg.cloud_model),
-                       tasks=list(cfg.tasks), limit=cfg.limit, seed=cfg.seed, embed=cfg.embed)
+                       tasks=list(cfg.tasks), limit=cfg.limit, limits=list(cfg.limits) or None, seed=cfg.seed,
+                       embed=cfg.embed)
     files["report"] = cfg.out / "route-eval.json"
     files["report"].write_text(json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
     files["table"] = cfg.out / "route-eval.md"
