@@ -106,12 +106,21 @@ def build_texts(texts: dict[str, str | Path]) -> dict[str, Path]:
         raise BenchSetupError(f"cannot build an eval text: {e}") from None
 
 
-def trained_db() -> Path:
-    """Presage's n-gram database built by its own text2ngram from the student's training corpora (cached)."""
-    from edgewise.data.corpora import training_texts
+def check_mix(mix: str | None) -> None:
+    from edgewise.data.corpora import CORPUS_MIXES
+
+    if mix is not None and mix not in CORPUS_MIXES:
+        raise BenchSetupError(f"--presage-corpora {mix!r} is not a corpus mix: choose from {', '.join(CORPUS_MIXES)}")
+
+
+def trained_db(mix: str | None = None) -> Path:
+    """Presage's n-gram database built by its own text2ngram from the student's training corpora, or from a named
+    mix of corpora (edgewise.data.corpora.CORPUS_MIXES: the text a count model of ours was built from); cached."""
+    from edgewise.data.corpora import CORPUS_MIXES, training_texts
     from edgewise.home import content_hash, edgewise_home
 
-    files = training_texts()
+    check_mix(mix)
+    files = training_texts(CORPUS_MIXES[mix]) if mix else training_texts()
     # Keyed by content, not size: a corpus rebuilt by changed code can keep its length and change its words.
     key = hashlib.sha256("\n".join(f"{p.name}:{content_hash(p)}" for p in files).encode()).hexdigest()[:12]
     db = edgewise_home() / "presage" / f"ngram-train-{key}.db"
@@ -147,6 +156,9 @@ def resolve_dbs(values: list[str]) -> dict[str, str | Path]:
 
 
 # ---- the systems ----------------------------------------------------------------------------------------------------
+
+ORDER_NAMES = {2: "bigram", 3: "trigram"}  # higher orders read "4-gram", "5-gram"
+
 
 class PeerFailed(RuntimeError):
     """The comparator (presage_simulator) crashed or said nothing we can read."""
@@ -309,6 +321,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="the keyboard's hit rule: case-sensitive, -i like Presage, or both rows")
     ap.add_argument("--presage-db", action="append", help="shipped, trained, both, none (the keyboard alone), or "
                     "an n-gram DB file (repeatable); default: both")
+    ap.add_argument("--presage-corpora", default=None, help="train Presage's DB on this corpus mix (e.g. keyboard: "
+                    "the 45 corpora of data.corpora.KEYBOARD_MIX_CORPORA) instead of the student's four corpora; "
+                    "give the keyboard a count model built from the same mix (--ngram)")
     ap.add_argument("--keyboard", action=argparse.BooleanOptionalAction, default=True,
                     help="also type the texts through the Edgewise keyboard (--no-keyboard: Presage only)")
     ap.add_argument("--learn", action="store_true", help="both systems adapt as they type")
@@ -326,11 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def build_dbs(dbs: dict[str, str | Path]) -> dict[str, Path]:
+def build_dbs(dbs: dict[str, str | Path], mix: str | None = None) -> dict[str, Path]:
     from edgewise.errors import EdgewiseError
 
     try:
-        return {label: SHIPPED_DB if db == "shipped" else trained_db() if db == "trained" else db
+        return {label: SHIPPED_DB if db == "shipped" else trained_db(mix) if db == "trained" else db
                 for label, db in dbs.items()}
     except (EdgewiseError, subprocess.CalledProcessError) as e:
         raise BenchSetupError(f"cannot build the trained Presage DB: {e}") from None
@@ -345,7 +360,8 @@ def load_keyboard_systems(args: argparse.Namespace) -> tuple[list[System], str]:
         engine = make_engine(args)
     except EdgewiseError as e:
         raise BenchSetupError(f"cannot load the keyboard: {e}") from None
-    counts = " + KN trigram" if engine.ngram is not None else ""
+    order = getattr(engine.ngram, "order", 3)
+    counts = f" + KN {ORDER_NAMES.get(order, f'{order}-gram')}" if engine.ngram is not None else ""
     label = f"{Path(engine.model.name).name} {engine.model.backend} {engine.model.precision}{counts} " \
             f"{engine.size_bytes() / 1e6:.1f} MB"
     return keyboard_systems(engine, label, args.suggestions, args.learn, args.case), label
@@ -359,13 +375,14 @@ def run(args: argparse.Namespace) -> int:
         raise BenchSetupError(f"--suggestions must be at least 1, got {args.suggestions}")
     texts = resolve_texts(args.text or list(EVAL_TEXTS))
     dbs = resolve_dbs(args.presage_db or ["both"])
+    check_mix(args.presage_corpora)
     if not dbs and not args.keyboard:
         raise BenchSetupError("nothing to run: --presage-db none with --no-keyboard")
     missing = missing_dependencies([t for t in texts.values() if isinstance(t, str)], list(dbs.values()))
     if missing:
         raise BenchSetupError("\n".join(missing))
     paths = build_texts(texts)
-    dbs = build_dbs(dbs)
+    dbs = build_dbs(dbs, args.presage_corpora)
     systems, label = presage_systems(dbs, args.suggestions, args.learn), None
     if args.keyboard:
         kb_systems, label = load_keyboard_systems(args)
@@ -374,7 +391,8 @@ def run(args: argparse.Namespace) -> int:
     learn = " (both learning as they type)" if args.learn else ""
     print(f"Keystroke savings with {args.suggestions} suggestions{learn}; KSR = (1 - (ki + ks) / kn) x 100")
     meta = {"suggestions": args.suggestions, "learn": args.learn, "keyboard": label,
-            "presage_dbs": {k: str(v) for k, v in dbs.items()}, "texts": {k: str(v) for k, v in paths.items()}}
+            "presage_dbs": {k: str(v) for k, v in dbs.items()}, "presage_corpora": args.presage_corpora or "student",
+            "texts": {k: str(v) for k, v in paths.items()}}
     rows = run_all(paths, systems, args.json, meta)
     failed = {f"{r['text']} / {r['system']}": r["error"] for r in rows if not r["ok"]}
     print(f"\nwrote {args.json}: {len(rows)} rows, {len(failed)} failed", file=sys.stderr)

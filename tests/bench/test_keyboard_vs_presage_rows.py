@@ -66,3 +66,11 @@ def test_presage_none_with_no_keyboard_is_refused_before_any_work(tmp_path):
     r = _bench("--text", "t.txt", "--presage-db", "none", "--no-keyboard", cwd=tmp_path)
     assert r.returncode == 2 and "nothing to run" in r.stderr
     assert not (tmp_path / "keyboard_vs_presage.json").exists()
+
+
+def test_an_unknown_corpus_mix_for_presage_is_refused_before_any_work(tmp_path):
+    (tmp_path / "t.txt").write_text("Hello there.\n")
+    r = _bench("--text", "t.txt", "--presage-db", "shipped", "--presage-corpora", "nosuch", "--no-keyboard",
+               cwd=tmp_path)
+    assert r.returncode == 2 and "not a corpus mix" in r.stderr and "keyboard" in r.stderr
+    assert not (tmp_path / "keyboard_vs_presage.json").exists()
