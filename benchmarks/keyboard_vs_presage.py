@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -128,12 +129,27 @@ def trained_db(mix: str | None = None) -> Path:
         return db
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = db.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    print(f"building Presage's trigram DB from {len(files)} training files (a few minutes)...", file=sys.stderr)
+    # One text2ngram run per order; each order done is recorded beside the partial DB, so a build stopped part-way
+    # (over the 26.7M-word mix an order takes tens of minutes) goes on from the next order. An order that was not
+    # recorded as done is dropped first: text2ngram adds to a table that already exists.
+    done_file = db.with_suffix(".orders-done")
+    done = set(done_file.read_text().split()) if tmp.exists() and done_file.exists() else set()
+    if not done:
+        tmp.unlink(missing_ok=True)
+    print(f"building Presage's trigram DB from {len(files)} training files (a few minutes; orders done: "
+          f"{' '.join(sorted(done)) or 'none'})...", file=sys.stderr)
     for n in (1, 2, 3):
+        if str(n) in done:
+            continue
+        if tmp.exists():
+            with sqlite3.connect(tmp) as con:
+                con.execute(f"DROP TABLE IF EXISTS _{n}_gram")
         subprocess.run(["text2ngram", "-n", str(n), "-l", "-f", "sqlite", "-o", str(tmp), *map(str, files)],
                        check=True, stdout=subprocess.DEVNULL)
+        done.add(str(n))
+        done_file.write_text(" ".join(sorted(done)) + "\n")
     tmp.rename(db)
+    done_file.unlink(missing_ok=True)
     return db
 
 
