@@ -302,6 +302,7 @@ def test_consistency_on_a_tiny_model_is_cached(tmp_path, tiny_llama_dir):
         assert len(r.edge_samples) == 3 and 0.0 <= r.consistency <= 1.0
         assert r.edge_seconds > 0 and r.sample_seconds > 0
     assert any(s != r.edge_answer for r in rows for s in r.edge_samples)  # T=0.7 samples, not greedy copies
+    assert len({answers.item_seed(it.prompt) for it in items}) == len(items)  # each item draws its own samples
     # all k samples of an item reuse its prompt from the KV cache the greedy answer left (its room is enough): all
     # of it but the last token, which runs again
     n_prompt = [len(prompt_ids(edge.lm, it.prompt)) for it in items]

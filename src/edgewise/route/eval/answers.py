@@ -53,7 +53,10 @@ class Answerer(Protocol):
 
 @dataclass(frozen=True)
 class ConsistencyConfig:
-    """Answer consistency: k sampled answers at `temperature`, seeds seed, seed+1, ... (k = 0: off)."""
+    """Answer consistency: k sampled answers at `temperature` (k = 0: off). Sample j of a prompt is drawn with seed
+    item_seed(prompt) + seed + j: fixed, so a rerun finds it in the cache, and different for every prompt. With the
+    same k seeds for every item, the k draws would be the same k quantiles of every item's answer distribution, and
+    agreement would measure the model's letter prior as much as the item."""
 
     k: int = 4
     temperature: float = 0.7
@@ -66,6 +69,11 @@ class ConsistencyConfig:
             raise EdgewiseError(f"consistency temperature must be in (0, 2], e.g. 0.7, got {self.temperature!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise EdgewiseError(f"consistency seed must be an integer, got {self.seed!r}")
+
+
+def item_seed(prompt: str) -> int:
+    """A prompt's own sampling seed (31 bits of its sha256)."""
+    return int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big") >> 1
 
 
 class AnswerCache:
@@ -131,7 +139,8 @@ class AnswerCache:
     def samples(self, who: Answerer, prompt: str, max_tokens: int,
                 cfg: ConsistencyConfig) -> tuple[list[Answer], int]:
         """(the k sampled answers, how many were generated now rather than read from the cache)."""
-        got = [self.answer(who, prompt, max_tokens, cfg.temperature, cfg.seed + j) for j in range(cfg.k)]
+        base = item_seed(prompt) + cfg.seed
+        got = [self.answer(who, prompt, max_tokens, cfg.temperature, base + j) for j in range(cfg.k)]
         return [a for a, _ in got], sum(not hit for _, hit in got)
 
 
