@@ -3,7 +3,7 @@
 import pytest
 
 from edgewise.errors import EdgewiseError
-from edgewise.route.eval.answers import Answer, AnswerCache, CloudAnswerer, ConsistencyConfig
+from edgewise.route.eval.answers import Answer, AnswerCache, CloudAnswerer, ConsistencyConfig, item_seed
 
 
 class Counting:
@@ -72,7 +72,8 @@ def test_samples_are_keyed_by_temperature_and_seed_and_keep_their_time(tmp_path)
     who = Sampling()
     greedy, _ = c.answer(who, "p", 8)
     got, made = c.samples(who, "p", 8, ConsistencyConfig(k=3, temperature=0.7, seed=5))
-    assert [a.text for a in got] == ["p@0.7#5", "p@0.7#6", "p@0.7#7"] and made == 3
+    base = item_seed("p") + 5  # the prompt's own seeds, then the config's offset
+    assert [a.text for a in got] == [f"p@0.7#{base + j}" for j in range(3)] and made == 3
     assert all(a.seconds == 0.25 for a in got)  # an answerer's own time is kept as it is
     c.close()
     c = AnswerCache(tmp_path / "a.sqlite")
