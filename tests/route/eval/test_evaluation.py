@@ -149,6 +149,8 @@ def test_a_task_can_have_its_own_item_count(tmp_path):
         RouteEvalConfig(edge="e", cloud_url="u", cloud_model="m", tasks=("mmlu:a",), out=tmp_path, limits=(1, 2))
     with pytest.raises(EdgewiseError, match="positive integer"):
         RouteEvalConfig(edge="e", cloud_url="u", cloud_model="m", tasks=("mmlu:a",), out=tmp_path, limits=(0,))
+    with pytest.raises(EdgewiseError, match="--target"):  # the checks after it still run
+        RouteEvalConfig(edge="e", cloud_url="u", cloud_model="m", tasks=("mmlu:a",), out=tmp_path, target=1.5)
 
 
 # --- issue 23: consistency and kNN signals, random and oracle, intervals, cross-validation, costs -----------------

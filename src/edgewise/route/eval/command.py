@@ -153,13 +153,13 @@ class RouteEvalConfig:
                                 "give one per task (None for the common --limit)")
         if any(n is not None and n < 1 for n in self.limits):
             raise EdgewiseError(f"a task's item count must be a positive integer, got {self.limits}")
+        if not 0.0 < self.target <= 1.0:
+            raise EdgewiseError(f"--target must be in (0, 1], got {self.target}")
 
     def task_limit(self, i: int) -> int | None:
         """Items of task i: its own count where limits gives one, else the common limit."""
         own = self.limits[i] if self.limits else None
         return self.limit if own is None else own
-        if not 0.0 < self.target <= 1.0:
-            raise EdgewiseError(f"--target must be in (0, 1], got {self.target}")
 
 
 def run_route_eval(cfg: RouteEvalConfig, progress: Progress | None = None, *, edge: Answerer | None = None,
