@@ -165,3 +165,10 @@ def test_a_vanishing_temperature_samples_the_argmax(temperature):
     logits = np.array([1.0, 3.0, 2.5, -4.0], np.float32)
     tok, lp = sample(logits, GenerationConfig(temperature=temperature, top_k=2, top_p=0.9), np.random.default_rng(0))
     assert tok == 1 and np.isfinite(lp)
+
+
+def test_logits_with_nothing_to_sample_are_refused():
+    from edgewise.runtime.sampling import _choose
+
+    with pytest.raises(ValueError, match="no finite probability"):
+        _choose(np.array([np.nan, 1.0], np.float32), 0.7, 0, 1.0, np.random.default_rng(0))
