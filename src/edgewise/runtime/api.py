@@ -91,6 +91,15 @@ def check_fits(model: LoadedModel, n_prompt: int, max_tokens: int) -> None:
         raise PromptTooLongError(n_prompt + max_tokens, model.context_length)
 
 
+def check_request(model: LoadedModel, n_prompt: int, cfg: GenerationConfig) -> None:
+    """A generation request's one-line errors before any work: the prompt and answer fit the context, and the
+    logit_bias names tokens of this model's vocabulary."""
+    check_fits(model, n_prompt, cfg.max_tokens)
+    if cfg.logit_bias and cfg.logit_bias[-1][0] >= model.tokenizer.vocab_size:
+        raise EdgewiseError(f"logit_bias names token {cfg.logit_bias[-1][0]}, outside {model.name}'s vocabulary of "
+                            f"{model.tokenizer.vocab_size}")
+
+
 def session_for(model: LoadedModel, session: TrackedSession | None) -> TrackedSession:
     """The session a call runs on: the caller's, checked to be this model's, or the model's own."""
     dec = text_model(model, "decoder").decoder
@@ -163,11 +172,8 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
     the same time, in parallel or taking turns per forward pass (`model.parallel_sessions`)."""
     cfg = cfg or GenerationConfig()
     ids = prompt_ids(model, prompt, chat=chat)
-    check_fits(model, len(ids), cfg.max_tokens)
+    check_request(model, len(ids), cfg)
     dec = session_for(model, session)
-    if cfg.logit_bias and cfg.logit_bias[-1][0] >= model.tokenizer.vocab_size:
-        raise EdgewiseError(f"logit_bias names token {cfg.logit_bias[-1][0]}, outside {model.name}'s vocabulary of "
-                            f"{model.tokenizer.vocab_size}")
     keeps = reuse_cache or session is not None
     draft = load_draft(draft, model)  # a bad spec or a foreign tokenizer fails here, before any work
     stats = DraftStats() if draft is not None else None

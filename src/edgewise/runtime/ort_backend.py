@@ -74,6 +74,49 @@ class GenaiDecoder:
     def n_tokens(self) -> int:
         return int(self.gen.token_count()) if self.gen is not None else 0
 
+    def batch(self, n: int, max_length: int) -> "GenaiBatch":
+        """n rows of one prompt on a generator of their own (runtime.batch): the same weights, a batched cache."""
+        return GenaiBatch(self.model, n, min(max_length, self.context_length))
+
+
+class GenaiBatch:
+    """n rows decoded together on one og.Generator, each row's next token chosen by the caller.
+
+    onnxruntime-genai takes append_tokens only once for a batch, then picks tokens with its own search. So each step
+    hands it logits in which only the caller's token per row is finite, and its greedy search picks exactly those:
+    sampling stays in one place (runtime.sampling), as for a single row."""
+
+    def __init__(self, model, n: int, max_length: int):
+        import onnxruntime_genai as og
+
+        self.n = n
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=max_length, do_sample=False, batch_size=n)
+        self.gen = og.Generator(model, params)
+
+    def start(self, ids: list[int]) -> np.ndarray:
+        """Prefill every row with the prompt; the next-token logits (n, V)."""
+        self.gen.append_tokens(np.asarray([ids] * self.n, dtype=np.int32))
+        return self._logits()
+
+    def step(self, tokens: list[int], live: list[bool]) -> np.ndarray:
+        """Append one token per row; the next logits (n, V). A row that is not `live` has finished: its token is
+        filler, and the engine may pad it instead."""
+        forced = np.full((self.n, self._vocab), np.finfo(np.float32).min, dtype=np.float32)
+        forced[np.arange(self.n), tokens] = 0.0
+        self.gen.set_logits(forced)
+        self.gen.generate_next_token()
+        got = np.asarray(self.gen.get_next_tokens()).reshape(-1)
+        if any(ok and int(g) != t for ok, g, t in zip(live, got, tokens)):
+            raise EdgewiseError(f"onnxruntime-genai appended {got.tolist()} where the samplers chose {tokens}: "
+                                "the batch no longer follows its samplers")
+        return self._logits()
+
+    def _logits(self) -> np.ndarray:
+        logits = np.asarray(self.gen.get_logits())[:, -1].astype(np.float32)
+        self._vocab = logits.shape[-1]
+        return logits
+
 
 class OrtEncoder:
     def __init__(self, session):
