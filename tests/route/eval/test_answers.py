@@ -84,6 +84,32 @@ def test_samples_are_keyed_by_temperature_and_seed_and_keep_their_time(tmp_path)
     assert c.answer(who, "p", 8) == (greedy, True)  # the greedy key is unchanged by sampling
 
 
+class SamplingMany(Sampling):
+    """An answerer that draws several seeds in one call (an edge model batching its samples)."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.batches = []
+
+    def sample_many(self, prompt, max_tokens, temperature, seeds):
+        self.batches.append(list(seeds))
+        return [Answer(f"{prompt}@{temperature}#{s}", (-1.0,), seconds=0.5 / len(seeds)) for s in seeds]
+
+
+def test_missing_samples_are_drawn_in_one_call_under_the_same_keys(tmp_path):
+    c = AnswerCache(tmp_path / "a.sqlite")
+    cfg = ConsistencyConfig(k=4, temperature=0.7, seed=0)
+    base = item_seed("p")
+    c.answer(Sampling(), "p", 8, 0.7, base + 1)  # one sample drawn alone earlier
+    who = SamplingMany()
+    got, made = c.samples(who, "p", 8, cfg)
+    assert who.batches == [[base, base + 2, base + 3]] and made == 3  # only the missing seeds, together
+    assert [a.text for a in got] == [f"p@0.7#{base + j}" for j in range(4)]
+    assert sum(a.seconds for a in got if a.text != f"p@0.7#{base + 1}") == pytest.approx(0.5)  # the call's time
+    again, made = c.samples(Sampling(), "p", 8, cfg)  # an answerer drawing one at a time finds them all
+    assert again == got and made == 0
+
+
 def test_sampling_needs_an_answerer_that_samples(tmp_path):
     c = AnswerCache(tmp_path / "a.sqlite")
     with pytest.raises(EdgewiseError, match="cannot sample"):

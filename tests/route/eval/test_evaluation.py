@@ -318,3 +318,23 @@ def test_consistency_on_a_tiny_model_is_cached(tmp_path, tiny_llama_dir):
     assert edge.generations == before + len(items)  # seeds 1, 2, 3: only seed 3 is new (the key holds the seed)
     off = answers.answer_items(items, edge, edge, again, consistency=None)
     assert all(r.consistency is None and r.edge_samples == [] for r in off)
+
+
+def test_long_samples_are_one_batch_and_the_draws_generate_makes(tmp_path, tiny_llama_dir):
+    """Answers that may run long (a GSM8K solution) are sampled as one batch: the k samples are the draws generate
+    makes with their seeds (fp32 tiny model), and together they keep the batch's time."""
+    from edgewise.evaluate.answers import TaskItem
+    from edgewise.route.eval.answers import AnswerCache, ConsistencyConfig, EdgeAnswerer, item_seed
+    from edgewise.runtime import GenerationConfig, generate
+    from edgewise.runtime.batch import BATCH_MIN_TOKENS
+
+    edge = EdgeAnswerer(str(tiny_llama_dir), threads=1)
+    it = TaskItem("gsm8k", "0" * 16, "How many legs do 3 cats have?", "number", "12", max_tokens=BATCH_MIN_TOKENS)
+    cfg = ConsistencyConfig(k=3, temperature=0.7, seed=0)
+    got, made = AnswerCache(tmp_path / "a.sqlite").samples(edge, it.prompt, it.max_tokens, cfg)
+    assert made == 3 and edge.reused_prompt_tokens == 0  # not in turn from a cached prompt: a batch
+    for j, a in enumerate(got):
+        one = generate(edge.lm, it.prompt, GenerationConfig(max_tokens=it.max_tokens, temperature=0.7,
+                                                            seed=item_seed(it.prompt) + j))
+        assert a.text == one.text and a.logprobs == pytest.approx(one.logprobs, abs=2e-3)
+    assert len({a.seconds for a in got}) == 1 and got[0].seconds > 0  # equal shares of one call

@@ -10,7 +10,8 @@ SQLite commits each answer as it comes, so an interrupted run keeps everything i
 the seconds it took, so a signal's cost in edge time is known on a rerun that generates nothing.
 
 Sampled answers (answer consistency: the edge answers k more times at a temperature) are cached the same way, with
-the temperature and the seed in the key; the seeds are fixed, so a rerun asks for, and finds, the same samples.
+the temperature and the seed in the key; the seeds are fixed, so a rerun asks for, and finds, the same samples. Long
+samples are drawn as one batch (runtime.batch), short ones in turn: either is a draw from the model with that seed.
 
 `answer_items` turns both models' answers into scored `EvalRow`s, the input of edgewise.route.eval.evaluation.
 """
@@ -138,10 +139,23 @@ class AnswerCache:
 
     def samples(self, who: Answerer, prompt: str, max_tokens: int,
                 cfg: ConsistencyConfig) -> tuple[list[Answer], int]:
-        """(the k sampled answers, how many were generated now rather than read from the cache)."""
-        base = item_seed(prompt) + cfg.seed
-        got = [self.answer(who, prompt, max_tokens, cfg.temperature, base + j) for j in range(cfg.k)]
-        return [a for a, _ in got], sum(not hit for _, hit in got)
+        """(the k sampled answers, how many were generated now rather than read from the cache). An answerer with
+        `sample_many` draws the missing ones in one call (an edge model may decode them as one batch); each then
+        keeps its share of that call's time, so the k together still cost what they took."""
+        seeds = [item_seed(prompt) + cfg.seed + j for j in range(cfg.k)]
+        if not hasattr(who, "sample_many"):
+            got = [self.answer(who, prompt, max_tokens, cfg.temperature, s) for s in seeds]
+            return [a for a, _ in got], sum(not hit for _, hit in got)
+        keys = [self.key(who.key, prompt, {"max_tokens": max_tokens, "temperature": float(cfg.temperature),
+                                           "seed": s}) for s in seeds]
+        found = [self.get(k) for k in keys]
+        missing = [j for j, a in enumerate(found) if a is None]
+        if missing:
+            made = who.sample_many(prompt, max_tokens, cfg.temperature, [seeds[j] for j in missing])
+            for j, a in zip(missing, made):
+                self.put(keys[j], a)
+                found[j] = a
+        return found, len(missing)
 
 
 class EdgeAnswerer:
@@ -155,6 +169,7 @@ class EdgeAnswerer:
         self.name = f"{ref} ({self.lm.backend} {self.lm.precision})"
         self.reused_prompt_tokens = 0  # prompt tokens the samples took from the cache instead of computing
         self._session = None  # the greedy answer's KV cache, which the samples of the same prompt go on from
+        self._one_session = False  # the backend has only the model's own session (llama.cpp)
 
     def __call__(self, prompt: str, max_tokens: int) -> Answer:
         return self.sample(prompt, max_tokens, 0.0, None)
@@ -175,12 +190,33 @@ class EdgeAnswerer:
         self.reused_prompt_tokens += r.cached_tokens
         return Answer(r.text, tuple(float(x) for x in r.logprobs))
 
+    def sample_many(self, prompt: str, max_tokens: int, temperature: float, seeds: list[int]) -> list[Answer]:
+        """One sample per seed. Long answers are decoded as one batch (runtime.batch: 4 rows cost about 2); short
+        ones in turn from the greedy answer's cached prompt, which is cheaper when the prompt is most of the work."""
+        from edgewise.runtime import GenerationConfig, batch_pays, generate_many
+
+        cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature)
+        if not batch_pays(self.lm, cfg, len(seeds)):
+            out = []
+            for s in seeds:
+                t0 = time.perf_counter()
+                a = self.sample(prompt, max_tokens, temperature, s)
+                out.append(replace(a, seconds=time.perf_counter() - t0))
+            return out
+        t0 = time.perf_counter()
+        rs = generate_many(self.lm, prompt, cfg, seeds, chat=True)
+        share = (time.perf_counter() - t0) / len(seeds)
+        return [Answer(r.text, tuple(float(x) for x in r.logprobs), seconds=share) for r in rs]
+
     def _new_session(self):
         """A fresh session on the model's weights; None where the backend holds one session per model (its
-        own cache, reused through reuse_cache)."""
+        own cache, reused through reuse_cache). Such a backend says so once: it is not asked again."""
+        if self._one_session:
+            return None
         try:
             return self.lm.session()
         except EdgewiseError:
+            self._one_session = True
             return None
 
 
