@@ -19,6 +19,10 @@ held-out source: whole paragraphs from its start (the eval text is its prefix) u
     .venv/bin/python benchmarks/keyboard_learning_curve.py --text mobydick --text sotu --json curve.json --plot curve.png
     .venv/bin/python benchmarks/keyboard_learning_curve.py --text mobydick --max-words 2000 --block 500 --check
     .venv/bin/python benchmarks/keyboard_learning_curve.py --merge a.json b.json --json both.json --plot both.png
+
+--resume goes on after the blocks the JSON already holds: the learners' state after every block is kept in
+<json>.work/<text>/ (a copy of Presage's learning DB and of the keyboard's personal store), so a run spread over
+sessions gives the curve one uninterrupted run gives.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import argparse
 import json
 import re
 import shutil
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from keyboard_vs_presage import (BenchSetupError, PeerFailed, build_dbs, make_engine, missing_dependencies,
-                                 resolve_dbs, run_keyboard, run_presage)
+from keyboard_vs_presage import (BenchSetupError, PeerFailed, build_dbs, check_mix, make_engine,
+                                 missing_dependencies, resolve_dbs, run_keyboard, run_presage)
 
 # key -> (label in tables and plots, kind, learning)
 SYSTEMS = {"presage": ("Presage", "presage", False),
@@ -111,24 +116,93 @@ def _safe(run: Callable[[Path], dict], f: Path) -> dict:
         return {"ok": False, "error": str(e)}
 
 
-def presage_blocks(files: list[Path], db: Path, k: int, learn: bool, workdir: Path) -> Iterator[dict]:
-    if learn:  # one copy for the whole text: what block i learned is in the DB when block i + 1 is typed
-        db = Path(shutil.copy(db, workdir / "learning.db"))
+LEARNING_DB = "learning.db"  # Presage's learning copy in the work folder
+
+
+def drop_sqlite(path: Path) -> None:
+    """Remove a SQLite file with its journal, WAL and shared memory: a stopped run's journal or WAL would otherwise
+    roll back or replay onto the copy put in its place."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def presage_blocks(files: list[Path], db: Path, k: int, learn: bool, workdir: Path,
+                   start_db: Path | None = None) -> Iterator[dict]:
+    """Presage over the blocks. Learning, it types them all on ONE copy (`workdir/learning.db`) of `start_db` (what
+    earlier blocks taught it, on a resumed run) or of `db`: what block i learned is in the DB when block i + 1 runs."""
+    if learn:
+        drop_sqlite(workdir / LEARNING_DB)
+        db = Path(shutil.copy(start_db or db, workdir / LEARNING_DB))
     for f in files:
         yield _safe(lambda t: run_presage(t, db, k, learn, copy_db=False), f)
 
 
-def keyboard_blocks(engine, files: list[Path], k: int, learn: bool) -> Iterator[dict]:
+def keyboard_blocks(engine, files: list[Path], k: int, learn: bool, store_path: str | Path = ":memory:"
+                    ) -> Iterator[dict]:
+    """The keyboard over the blocks; learning, with ONE PersonalStore (at `store_path`, a file on a resumable run)."""
     from edgewise.apps.keyboard import PersonalStore
 
-    store = PersonalStore(":memory:") if learn else None  # one store for the whole text
+    store = PersonalStore(store_path) if learn else None  # one store for the whole text
     for f in files:
         yield _safe(lambda t: run_keyboard(engine, t, k, learn, True, personal=store), f)
 
 
-def block_streams(engine, files: list[Path], db: Path, k: int, workdir: Path) -> dict[str, Iterator[dict]]:
-    return {key: presage_blocks(files, db, k, learn, workdir) if kind == "presage"
-            else keyboard_blocks(engine, files, k, learn) for key, (_, kind, learn) in SYSTEMS.items()}
+def block_streams(engine, files: list[Path], db: Path, k: int, workdir: Path,
+                  learned: "Learned | None" = None) -> dict[str, Iterator[dict]]:
+    """Each system over `files`; with `learned`, the learning ones go on from what it kept (--resume)."""
+    start_db = learned.presage() if learned else None
+    store = learned.personal() if learned else ":memory:"
+    return {key: presage_blocks(files, db, k, learn, workdir, start_db) if kind == "presage"
+            else keyboard_blocks(engine, files, k, learn, store) for key, (_, kind, learn) in SYSTEMS.items()}
+
+
+class Learned:
+    """What the two learning systems hold after the blocks done, kept in `work` so that --resume goes on from there.
+
+    After block i: the JSON row is saved, then `presage-after-i.db` and `personal-after-i.sqlite` are written, then
+    `state.json` says i + 1 blocks, then the snapshots of block i - 1 go. A run stopped anywhere in between finds
+    `state.json`'s count and its snapshots intact, and drops any JSON row past that count."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        work.mkdir(parents=True, exist_ok=True)
+        self.state = work / "state.json"
+        self.live_presage = work / LEARNING_DB  # presage_blocks's copy
+        self.live_personal = work / "personal.sqlite"
+
+    def blocks(self) -> int:
+        return json.loads(self.state.read_text())["blocks"] if self.state.is_file() else 0
+
+    def _snap(self, kind: str, i: int) -> Path:
+        return self.work / (f"presage-after-{i:03d}.db" if kind == "presage" else f"personal-after-{i:03d}.sqlite")
+
+    def presage(self) -> Path | None:
+        n = self.blocks()
+        return self._snap("presage", n - 1) if n and self._snap("presage", n - 1).is_file() else None
+
+    def personal(self) -> Path:
+        """The store to learn into: the live file, restored from the last snapshot (or new)."""
+        drop_sqlite(self.live_personal)
+        if (n := self.blocks()) and self._snap("personal", n - 1).is_file():
+            shutil.copy(self._snap("personal", n - 1), self.live_personal)
+        return self.live_personal
+
+    def keep(self, i: int) -> None:
+        """Snapshot both learners after block i (call once block i's row is saved)."""
+        from edgewise.staging import write_text_atomic
+
+        if self.live_presage.is_file():
+            shutil.copy(self.live_presage, self._snap("presage", i))
+        if self.live_personal.is_file():
+            src, dst = sqlite3.connect(self.live_personal), sqlite3.connect(self._snap("personal", i))
+            try:
+                src.backup(dst)  # a consistent copy even while the store's own connection is open
+            finally:
+                src.close()
+                dst.close()
+        write_text_atomic(self.state, json.dumps({"blocks": i + 1}) + "\n")
+        for kind in ("presage", "personal"):
+            self._snap(kind, i - 1).unlink(missing_ok=True)
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------------
@@ -198,7 +272,10 @@ def print_block(row: dict) -> None:
           f"{_fmt(row['gain_edgewise_cum_mean']):>8s}", flush=True)
 
 
-def run_text(label: str, path: Path, args, engine, db: Path, save: Callable[[dict], None]) -> dict:
+def run_text(label: str, path: Path, args, engine, db: Path, save: Callable[[dict], None],
+             before: dict | None = None) -> dict:
+    """Type one text block by block. With args.resume, the learners' state lives in a work folder beside the JSON and
+    `before` (this text's entry in an earlier JSON) gives the blocks already done: typing goes on after them."""
     pieces = split_blocks(path.read_text(encoding="utf-8"), args.max_words)
     if not pieces:
         raise BenchSetupError(f"{path} has no words to type")
@@ -210,28 +287,47 @@ def run_text(label: str, path: Path, args, engine, db: Path, save: Callable[[dic
     print(f"  {'block':>5s} {'words':>7s} " + " ".join(f"{k[:8]:>8s}" for k in SYSTEMS)
           + f" {'gain P':>8s} {'mean P':>8s} {'gain E':>8s} {'mean E':>8s}", flush=True)
     with tempfile.TemporaryDirectory(prefix="keyboard-curve-") as tmp:
-        tmp = Path(tmp)
+        learned = Learned(work_dir(args, label)) if args.resume else None
+        workdir = learned.work if learned else Path(tmp)
+        if learned and before is not None:
+            if any(before.get(k) != out[k] for k in ("path", "words", "block")):
+                raise BenchSetupError(f"{args.json} holds another run of {label} (text or blocks differ): "
+                                      "pass another --json, or run without --resume")
+            out["rows"] = before["rows"][:learned.blocks()]
+        elif learned and learned.blocks():
+            raise BenchSetupError(f"{learned.work} holds learning from a run {args.json} does not record: "
+                                  "delete that folder, or pass the JSON it belongs to")
+        done = len(out["rows"])
+        if done:
+            print(f"  (resumed: blocks 1-{done} from {args.json})", flush=True)
         files = []
-        for i, b in enumerate(blocks):
-            files.append(tmp / f"block-{i:03d}.txt")
+        for i, b in enumerate(blocks[done:], start=done):
+            files.append(workdir / f"block-{i:03d}.txt")
             files[-1].write_text(b, encoding="utf-8")
-        streams = block_streams(engine, files, db, args.suggestions, tmp)
-        typed = 0
-        for i, b in enumerate(blocks):  # the four systems block by block: a stopped run keeps whole blocks
+        streams = block_streams(engine, files, db, args.suggestions, workdir, learned)
+        typed = sum(len(b.split()) for b in blocks[:done])
+        for i, b in enumerate(blocks[done:], start=done):  # the four systems block by block
             print(f"[{label}] block {i + 1}/{len(blocks)}...", file=sys.stderr, flush=True)
             typed += len(b.split())
             out["rows"].append({"block": i, "words": len(b.split()), "words_typed": typed,
                                 "systems": {key: next(s) for key, s in streams.items()}})
             add_gains(out["rows"])
             save(out)
+            if learned:
+                learned.keep(i)
             print_block(out["rows"][-1])
         out["totals"] = {key: totals([r["systems"][key] for r in out["rows"]]) for key in SYSTEMS}
         if args.check:
-            whole = tmp / "whole.txt"
+            whole = Path(tmp) / "whole.txt"
             whole.write_text(text, encoding="utf-8")
             out["check"] = check_rows(whole_runs(engine, whole, db, args.suggestions), out["totals"])
     save(out)
     return out
+
+
+def work_dir(args, label: str) -> Path:
+    """Where a resumable run keeps its learners' state: beside the JSON, one folder per text."""
+    return args.json.parent / f"{args.json.stem}.work" / re.sub(r"[^\w.-]", "_", label)
 
 
 # ---- plot, command line ----------------------------------------------------------------------------------------------
@@ -277,6 +373,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--check", action="store_true", help="also type the whole text in one run per system and "
                     "compare with the blocks' totals")
     ap.add_argument("--presage-db", default="trained", help="trained (default), shipped, or an n-gram DB file")
+    ap.add_argument("--presage-corpora", default=None, help="train Presage's DB on this corpus mix (e.g. keyboard: "
+                    "the 45 corpora); default: the student's training corpora")
+    ap.add_argument("--resume", action="store_true", help="go on after the blocks --json already holds; the "
+                    "learners' state is kept after every block in a folder beside the JSON (<json>.work)")
     ap.add_argument("--model", default=None, help="keyboard model (default: models/keyboard-student)")
     ap.add_argument("--backend", default="ort")
     ap.add_argument("--precision", default="int4")
@@ -320,14 +420,18 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise BenchSetupError("\n".join(missing))
     texts = [resolve_text(n, args.min_words) for n in names]
-    (db,) = build_dbs(dbs).values()
+    check_mix(args.presage_corpora)
+    (db,) = build_dbs(dbs, args.presage_corpora).values()
     _quiet_libraries()
     try:
         engine = make_engine(args)
     except EdgewiseError as e:
         raise BenchSetupError(f"cannot load the keyboard: {e}") from None
+    earlier = {}
+    if args.resume and args.json.is_file():
+        earlier = {t["text"]: t for t in json.loads(args.json.read_text()).get("texts", [])}
     meta = {"command": " ".join(sys.argv), "suggestions": args.suggestions, "block": args.block,
-            "presage_db": str(db), "keyboard": f"{Path(engine.model.name).name} {engine.model.backend} "
+            "presage_db": str(db), "presage_corpora": args.presage_corpora or "student", "keyboard": f"{Path(engine.model.name).name} {engine.model.backend} "
             f"{engine.model.precision}{' + n-gram' if engine.ngram is not None else ''}",
             "systems": {k: v[0] for k, v in SYSTEMS.items()}}
     results: list[dict] = []
@@ -337,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.json, json.dumps({**meta, "texts": [*done, current]}, indent=2) + "\n")
 
     for label, path in texts:
-        results.append(run_text(label, path, args, engine, db, save))
+        results.append(run_text(label, path, args, engine, db, save, earlier.get(label)))
     if args.plot:
         plot(results, args.plot)
     failed = sum(not s["ok"] for res in results for r in res["rows"] for s in r["systems"].values())

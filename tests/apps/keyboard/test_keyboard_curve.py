@@ -107,3 +107,86 @@ def test_presage_learns_into_one_db_copy_across_blocks(curve, tmp_path):
     assert rows[1]["ksr"] > rows[0]["ksr"]
     with sqlite3.connect(SHIPPED_DB) as c:  # the shipped DB itself is never written
         assert c.execute("SELECT count(*) FROM _1_gram WHERE word = 'zorblat'").fetchone()[0] == 0
+
+
+class Stop(Exception):
+    pass
+
+
+SHORT = "Zorblat quimbly frazzes. "  # three words the tiny LM never saw: a block of its own
+
+
+def _only(curve, monkeypatch, kind: str) -> None:
+    """Keep one kind of system (and its gain) in the curve."""
+    monkeypatch.setattr(curve, "SYSTEMS", {k: v for k, v in curve.SYSTEMS.items() if v[1] == kind})
+    gain = "gain_edgewise" if kind == "keyboard" else "gain_presage"
+    monkeypatch.setattr(curve, "GAINS", {gain: curve.GAINS[gain]})
+    monkeypatch.setattr(curve, "print_block", lambda row: None)
+
+
+def _runner(curve, text: Path, engine, db: Path, block: int):
+    import argparse
+    import json
+
+    def run(json_path: Path, resume: bool, stop_after: int | None = None):
+        before = {t["text"]: t for t in json.loads(json_path.read_text())["texts"]} if json_path.is_file() else {}
+
+        def save(out):
+            json_path.write_text(json.dumps({"texts": [out]}))
+            if stop_after is not None and len(out["rows"]) == stop_after:
+                raise Stop
+
+        args = argparse.Namespace(max_words=1000, block=block, suggestions=3, check=False, resume=resume, json=json_path)
+        return curve.run_text("t", text, args, engine, db, save, before.get("t"))
+    return run
+
+
+def _no_wall(rows):
+    return [{**r, "systems": {k: {x: v for x, v in s.items() if x != "wall_s"} for k, s in r["systems"].items()}}
+            for r in rows]
+
+
+def test_a_resumed_run_gives_the_rows_of_one_uninterrupted_run(curve, engine, tmp_path, monkeypatch):
+    """Stopped after block 2's row was saved but before its learning was kept, then resumed twice: the rows are the
+    ones a run that never stopped gives, learning included (Presage's systems: the next test)."""
+    import json
+
+    _only(curve, monkeypatch, "keyboard")
+    text = tmp_path / "t.txt"
+    text.write_text(SHORT * 3)  # 3 blocks of 3 new words
+    run = _runner(curve, text, engine, Path("unused.db"), block=3)
+
+    whole = run(tmp_path / "whole.json", resume=False)
+    assert [r["systems"]["edgewise_learn"]["personal_words"] for r in whole["rows"]] == [3, 6, 9]
+    part = tmp_path / "part.json"
+    with pytest.raises(Stop):
+        run(part, resume=True, stop_after=2)  # block 2's row saved, its learning not yet kept
+    assert json.loads((tmp_path / "part.work" / "t" / "state.json").read_text()) == {"blocks": 1}
+    with pytest.raises(Stop):
+        run(part, resume=True, stop_after=3)  # goes on from block 2 (its saved row dropped), stops again
+    got = run(part, resume=True)  # block 3 again, then done
+    assert _no_wall(got["rows"]) == _no_wall(whole["rows"])
+    assert got["totals"] == whole["totals"]
+    assert got["rows"][1]["systems"]["edgewise_learn"]["ksr"] > got["rows"][0]["systems"]["edgewise_learn"]["ksr"]
+    # A work folder with learning that the JSON does not record is refused, not silently reused.
+    part.unlink()
+    with pytest.raises(curve.BenchSetupError, match="does not record"):
+        run(part, resume=True)
+
+
+@pytest.mark.skipif(shutil.which("presage_simulator") is None or not SHIPPED_DB.exists(),
+                    reason="presage_simulator or its shipped DB is missing: apt-get install -y presage")
+def test_presage_resumes_from_its_kept_db(curve, tmp_path, monkeypatch):
+    _only(curve, monkeypatch, "presage")
+    text = tmp_path / "t.txt"
+    text.write_text(NEW * 3)  # presage_simulator reports nothing on a block of 3 words: blocks of 7
+    run = _runner(curve, text, None, SHIPPED_DB, block=7)
+    whole = run(tmp_path / "whole.json", resume=False)
+    part = tmp_path / "part.json"
+    with pytest.raises(Stop):
+        run(part, resume=True, stop_after=2)  # block 2 learned into the live DB, not kept: it must not count twice
+    got = run(part, resume=True)
+    assert _no_wall(got["rows"]) == _no_wall(whole["rows"])
+    assert got["rows"][1]["systems"]["presage_learn"]["ksr"] > got["rows"][0]["systems"]["presage_learn"]["ksr"]
+    with sqlite3.connect(tmp_path / "part.work" / "t" / "presage-after-002.db") as c:
+        assert c.execute("SELECT count FROM _1_gram WHERE word = 'zorblat'").fetchone()[0] == 3
