@@ -160,6 +160,28 @@ def _held_back(text: str, stops: tuple[str, ...]) -> int:
     return hold
 
 
+def extend_text(detok: StreamingDetokenizer, text: str, tid: int, n: int, cfg: GenerationConfig,
+                eos_ids, search_from: int = 0) -> tuple[str, str | None]:
+    """One generated token's effect on the answer text: (the text so far, the finish reason or None). Token n ends
+    the answer at end-of-sequence (unless cfg.ignore_eos), at a stop string (searched from `search_from`, cut
+    before it) or at cfg.max_tokens. Shared by stream_generate and the batched rows of runtime.batch, so both end
+    an answer the same way."""
+    finish = None
+    if tid in eos_ids and not cfg.ignore_eos:
+        finish = "stop"
+    else:
+        text += detok.add(tid)
+    if finish is not None or n >= cfg.max_tokens:
+        text += detok.flush()  # the end: an incomplete character decodes as it is
+    if finish is None and cfg.stop:
+        hits = [h for h in (text.find(s, search_from) for s in cfg.stop) if h >= 0]
+        if hits:
+            text, finish = text[:min(hits)], "stop"
+    if finish is None and n >= cfg.max_tokens:
+        finish = "length"
+    return text, finish
+
+
 def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | None = None,
                     chat: bool = True, reuse_cache: bool = False, *, session: TrackedSession | None = None,
                     sampler: Sampler | None = None, logits_processors: list[LogitsProcessor] | None = None,
@@ -192,21 +214,8 @@ def stream_generate(model: LoadedModel, prompt: Prompt, cfg: GenerationConfig | 
             if n == 1:
                 t_first, cached = now, dec.reused if keeps else 0
                 prompt_tps = (len(ids) - cached) / max(now - t0, 1e-9)
-            finish = None
-            if tid in tok.eos_ids and not cfg.ignore_eos:
-                finish = "stop"
-            else:
-                text += detok.add(tid)
-            if finish is not None or n >= cfg.max_tokens:
-                text += detok.flush()  # the end: an incomplete character decodes as it is
-            if finish is None and cfg.stop:
-                # A stop string cannot start inside text already sent (its first chars would have been held back).
-                start = max(0, emitted - longest_stop + 1)
-                hits = [h for h in (text.find(s, start) for s in cfg.stop) if h >= 0]
-                if hits:
-                    text, finish = text[:min(hits)], "stop"
-            if finish is None and n >= cfg.max_tokens:
-                finish = "length"
+            # A stop string cannot start inside text already sent (its first chars would have been held back).
+            text, finish = extend_text(detok, text, tid, n, cfg, tok.eos_ids, max(0, emitted - longest_stop + 1))
             end = len(text) if finish else max(len(text) - _held_back(text, cfg.stop), emitted)
             delta, emitted = text[emitted:end], max(end, emitted)
             gen_time = now - t_first

@@ -18,7 +18,8 @@ from typing import Sequence
 
 from edgewise.errors import EdgewiseError
 from edgewise.numerics import token_logprob
-from edgewise.runtime.api import Prompt, check_request, generate, peak_rss_mb, prompt_ids, text_model
+from edgewise.runtime.api import (Prompt, check_request, extend_text, generate, peak_rss_mb, prompt_ids,
+                                  text_model)
 from edgewise.runtime.backend import LoadedModel
 from edgewise.runtime.detokenize import StreamingDetokenizer
 from edgewise.runtime.sampling import samplers_for
@@ -96,17 +97,7 @@ def _batched(model: LoadedModel, ids: list[int], cfg: GenerationConfig, seeds: l
             out[i].append(t)
             lps[i].append(token_logprob(logits[i], t))
             seen[i].append(t)
-            if t in tok.eos_ids:
-                finish[i] = "stop"
-                texts[i] += detoks[i].flush()
-                continue
-            texts[i] += detoks[i].add(t)
-            hits = [h for h in (texts[i].find(s) for s in cfg.stop) if h >= 0]
-            if hits:
-                texts[i], finish[i] = texts[i][:min(hits)], "stop"
-            elif step == cfg.max_tokens:
-                texts[i] += detoks[i].flush()
-                finish[i] = "length"
+            texts[i], finish[i] = extend_text(detoks[i], texts[i], t, step, cfg, tok.eos_ids)
         if all(f is not None for f in finish):
             break
         logits = rows.step(chosen, live=[f is None for f in finish])

@@ -204,7 +204,7 @@ class EdgeAnswerer:
                 out.append(replace(a, seconds=time.perf_counter() - t0))
             return out
         t0 = time.perf_counter()
-        rs = generate_many(self.lm, prompt, cfg, seeds, chat=True)
+        rs = generate_many(self.lm, prompt, cfg, seeds, chat=True, batch=True)  # batch_pays said so above
         share = (time.perf_counter() - t0) / len(seeds)
         return [Answer(r.text, tuple(float(x) for x in r.logprobs), seconds=share) for r in rs]
 
