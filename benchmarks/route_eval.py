@@ -10,6 +10,9 @@ routers are fitted on one half and reported on the other.
     .venv/bin/python benchmarks/route_eval.py --limit 300 --family mmlu --family socialiqa --family gsm8k=200 \\
         --edge qwen2.5-coder-0.5b --edge smollm2-135m --out bench-out/route-eval
 
+On 2 cores, `--threads 1 --overlap` keeps both busy: the cloud server (1 thread) answers while the edge (1 thread)
+does, and the edge's seconds then include that load.
+
 Writes <out>/<edge>/route-eval.json, answers.jsonl, route-eval.png and policy.toml, and <out>/summary.json.
 Exits 1, with one line naming them, when an edge's evaluation failed or some items went unanswered (a failed
 request is left out of the metrics); the others are still written.
@@ -41,6 +44,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--embed", default="minilm", choices=("minilm", "hash", "none"))
     ap.add_argument("--samples", type=int, default=4, help="answer consistency: sampled edge answers per item (0: off)")
+    ap.add_argument("--overlap", action="store_true",
+                    help="the cloud answers while the edge does: with --threads 1 each, both cores work")
     ap.add_argument("--data", type=Path, default=ROOT / ".bench" / "datasets")
     ap.add_argument("--cache", type=Path, default=ROOT / ".bench" / "route-answers.sqlite")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "route-eval")
@@ -77,7 +82,8 @@ def main() -> None:
             cfg = RouteEvalConfig(edge=edge, cloud_url=srv.url, cloud_model=CLOUD, tasks=tasks, out=out,
                                   threads=args.threads, limit=args.limit, embed=args.embed, cache=args.cache,
                                   cloud_model_hash=cloud_hash, calibrate_out=out / "policy.toml",
-                                  samples=args.samples, limits=tuple(own[f] for f in families))
+                                  samples=args.samples, limits=tuple(own[f] for f in families),
+                                  overlap=args.overlap)
             t0 = time.monotonic()
             try:
                 report, written = run_route_eval(cfg, LineProgress(every=50))

@@ -99,6 +99,8 @@ def eval_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite --calibrate-out if it exists."),
     samples: int = typer.Option(4, "--samples", help="Answer consistency: extra sampled edge answers per item (0: off)."),
     sample_temperature: float = typer.Option(0.7, "--sample-temperature", help="Temperature of those samples."),
+    overlap: bool = typer.Option(False, "--overlap", help="The cloud answers while the edge does (a cloud in another "
+                                 "process uses the cores the edge leaves idle; the edge's seconds then include that load)."),
 ):
     """Run an edge and a cloud model on tasks with references, fit routers on one half, report the other."""
     from edgewise.cli.progress_view import RichProgress
@@ -111,7 +113,7 @@ def eval_cmd(
                           backend=backend, precision=precision, threads=threads, limit=limit, seed=seed,
                           target=target, embed=embed, cache=cache, cloud_model_hash=cloud_model_hash,
                           cloud_key_env=cloud_key_env, calibrate_out=calibrate_out, samples=samples,
-                          sample_temperature=sample_temperature)
+                          sample_temperature=sample_temperature, overlap=overlap)
     err = Console(stderr=True)
     progress = RichProgress(err)
     try:

@@ -1,5 +1,7 @@
 """The on-disk answer cache: keyed by model, prompt and settings; failures never cached; survives reopening."""
 
+from dataclasses import replace
+
 import pytest
 
 from edgewise.errors import EdgewiseError
@@ -120,3 +122,55 @@ def test_sampling_needs_an_answerer_that_samples(tmp_path):
 def test_consistency_config_refuses_bad_values(bad):
     with pytest.raises(EdgewiseError):
         ConsistencyConfig(**bad)
+
+
+class Slow(Counting):
+    """An answerer that takes `delay` seconds per answer and records when it was busy (like a cloud in another
+    process, it leaves the caller's thread idle while it waits)."""
+
+    def __init__(self, key, delay, fail_at=None):
+        super().__init__(key)
+        self.delay, self.fail_at, self.busy = delay, fail_at, []
+
+    def __call__(self, prompt, max_tokens):
+        import time
+
+        if self.fail_at is not None and self.calls == self.fail_at:
+            raise RuntimeError("edge crashed")
+        t0 = time.monotonic()
+        time.sleep(self.delay)
+        self.busy.append((t0, time.monotonic()))
+        return super().__call__(prompt, max_tokens)
+
+
+def _items(n):
+    from edgewise.evaluate.answers import TaskItem
+
+    return [TaskItem("qa", f"{i:016x}", f"question {i}", "contains", (f"question {i}",), max_tokens=4)
+            for i in range(n)]
+
+
+def test_overlap_answers_edge_and_cloud_at_once_and_gives_the_same_rows(tmp_path):
+    from edgewise.route.eval.answers import answer_items
+
+    items = _items(6)
+    edge, cloud = Slow("edge", 0.05), Slow("cloud", 0.05)
+    rows = answer_items(items, edge, cloud, AnswerCache(tmp_path / "a.sqlite"), consistency=None, overlap=True)
+    assert edge.calls == cloud.calls == len(items)
+    # the two were busy at the same time: some edge answer and some cloud answer overlap in time
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in edge.busy for b0, b1 in cloud.busy)
+    seq_edge, seq_cloud = Slow("edge", 0.0), Slow("cloud", 0.0)
+    in_turn = answer_items(items, seq_edge, seq_cloud, AnswerCache(tmp_path / "b.sqlite"), consistency=None)
+    timeless = lambda rs: [replace(r, edge_seconds=None) for r in rs]  # noqa: E731 (the seconds differ by design)
+    assert timeless(rows) == timeless(in_turn)  # same items, same order, same answers and scores
+    assert [r.edge_answer for r in rows] == [f"question {i}!4" for i in range(6)]
+
+
+def test_overlap_stops_the_cloud_when_the_edge_fails(tmp_path):
+    from edgewise.route.eval.answers import answer_items
+
+    items = _items(40)
+    edge, cloud = Slow("edge", 0.01, fail_at=1), Slow("cloud", 0.02)
+    with pytest.raises(RuntimeError, match="edge crashed"):
+        answer_items(items, edge, cloud, AnswerCache(tmp_path / "a.sqlite"), consistency=None, overlap=True)
+    assert cloud.calls < len(items)  # it stopped after its current request instead of answering all 40

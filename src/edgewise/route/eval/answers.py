@@ -23,6 +23,7 @@ import json
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol
@@ -283,21 +284,46 @@ def agreement(item: TaskItem, greedy: str, samples: list[str]) -> float:
 
 def answer_items(items: list[TaskItem], edge: Answerer, cloud: Answerer, cache: AnswerCache,
                  progress: Progress | None = None,
-                 consistency: ConsistencyConfig | None = ConsistencyConfig()) -> list[EvalRow]:
-    """Both models' scored answers to every item, in item order (cached answers cost nothing). The edge answers
-    all items first (with its consistency samples when it can sample and k > 0), then the cloud: on a small
-    machine the two never compete for the cores."""
+                 consistency: ConsistencyConfig | None = ConsistencyConfig(), *,
+                 overlap: bool = False) -> list[EvalRow]:
+    """Both models' scored answers to every item, in item order (cached answers cost nothing).
+
+    By default the edge answers all items first (with its consistency samples when it can sample and k > 0), then
+    the cloud: on a small machine the two never compete for the cores, so the edge's seconds are its own.
+    With `overlap`, the cloud answers in a second thread while the edge answers. A cloud in another process (a
+    server on loopback, or a real remote one) then uses the cores the edge leaves idle, and the run takes the longer
+    of the two instead of their sum; the edge's seconds are then measured beside the cloud's load. If the edge
+    fails, the cloud stops after its current request."""
     progress = progress or Progress()
     sampling = consistency is not None and consistency.k > 0 and hasattr(edge, "sample")
+    extra = f", +{consistency.k} samples at T={consistency.temperature:g}" if sampling else ""
     got, samples = {}, {}
-    for who, label in ((edge, "edge"), (cloud, "cloud")):
-        extra = f", +{consistency.k} samples at T={consistency.temperature:g}" if sampling and who is edge else ""
-        progress.stage(f"{label} answers ({who.name}{extra})", len(items))
+    step_lock, stop = threading.Lock(), threading.Event()
+
+    def answer_all(who: Answerer, label: str) -> None:
         for it in items:
-            progress.step(it.family)
+            if stop.is_set():
+                return
+            with step_lock:  # one progress display, two threads
+                progress.step(it.family)
             got[label, it.id] = cache.answer(who, it.prompt, it.max_tokens)[0]
             if sampling and who is edge:
                 samples[it.id] = cache.samples(edge, it.prompt, it.max_tokens, consistency)[0]
+
+    if overlap and cloud is not edge:
+        progress.stage(f"edge and cloud answers at once ({edge.name}{extra}; {cloud.name})", 2 * len(items))
+        with ThreadPoolExecutor(1, thread_name_prefix="cloud-answers") as pool:
+            cloud_done = pool.submit(answer_all, cloud, "cloud")
+            try:
+                answer_all(edge, "edge")
+            except BaseException:
+                stop.set()
+                raise
+            cloud_done.result()  # the cloud thread's own failure, if any, surfaces here
+    else:
+        for who, label in ((edge, "edge"), (cloud, "cloud")):
+            progress.stage(f"{label} answers ({who.name}{extra if who is edge else ''})", len(items))
+            answer_all(who, label)
     progress.done()
     rows = []
     for it in items:

@@ -139,6 +139,7 @@ class RouteEvalConfig:
     calibrate_out: Path | None = None
     samples: int = 4  # answer consistency: extra sampled edge answers per item (0: off, the signal is left out)
     sample_temperature: float = 0.7
+    overlap: bool = False  # the cloud answers while the edge does (see answer_items): for a cloud in another process
 
     def __post_init__(self):
         ConsistencyConfig(self.samples, self.sample_temperature)  # checks both, one-line errors
@@ -173,7 +174,8 @@ def run_route_eval(cfg: RouteEvalConfig, progress: Progress | None = None, *, ed
         cloud = cloud or CloudAnswerer(cfg.cloud_url, cfg.cloud_model, model_hash=cfg.cloud_model_hash,
                                        deadline_s=cfg.cloud_deadline_s, key_env=cfg.cloud_key_env)
         rows = answer_items(items, edge, cloud, cache, progress,
-                            ConsistencyConfig(cfg.samples, cfg.sample_temperature) if cfg.samples else None)
+                            ConsistencyConfig(cfg.samples, cfg.sample_temperature) if cfg.samples else None,
+                            overlap=cfg.overlap)
     finally:
         cache.close()
     embed_fn = None if cfg.embed == "none" else EMBEDDERS[cfg.embed]()
