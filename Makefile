@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast test-extras ci bench-setup bench clean-cache route-data keyboard-setup litert-converter
+.PHONY: setup demo test test-fast test-extras ci bench-setup clean-cache route-data keyboard-setup litert-converter
 
 # A Debian package is present when its command is (a Node.js from another source carries npm, and Debian's npm
 # would conflict with it: "held broken packages"); packages of data only are checked by name.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from edgewise.data.corpora import CORPORA, KEYBOARD_MIX_CORPORA, training_texts
+from edgewise.data.corpora import CORPORA, CORPUS_MIXES, KEYBOARD_MIX_CORPORA, training_texts
 from edgewise.data.corpus_base import GENRES
 from edgewise.errors import EdgewiseError
 
@@ -101,9 +101,13 @@ def shared_runs(evals: dict[str, str], training: Iterable[Path], n: int = OVERLA
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgewise.data.corpus_mix", description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", action="append", help="corpus name (repeatable; default: the larger keyboard mix)")
+    ap.add_argument("--mix", choices=sorted(CORPUS_MIXES), help="a named mix instead of --corpus (keyboard-v4: the "
+                    "v4 student's 15 corpora)")
     ap.add_argument("--overlap", action="store_true", help="also count 12-word runs shared with the eval texts")
     args = ap.parse_args(argv)
-    names = tuple(args.corpus or KEYBOARD_MIX_CORPORA)
+    if args.mix and args.corpus:
+        ap.error("give --mix or --corpus, not both")
+    names = CORPUS_MIXES[args.mix] if args.mix else tuple(args.corpus or KEYBOARD_MIX_CORPORA)
     rows = mix_rows(names)
     print(mix_table(rows))
     if args.overlap:
