@@ -230,6 +230,33 @@ def test_cross_validation_scores_every_fold():
     assert {r.fold for r in rows} == set(range(5))  # the folds come from the ids, like the halves
 
 
+def test_answer_signal_joins_log_probs_and_consistency():
+    """Each of the two answer signals sees half the truth: the log-probs are sharp on the 'hard' family only and
+    consistency on the 'easy' one (noise elsewhere). `answer`, one logistic regression over both (no embedding),
+    must route better than either alone, and it costs the samples' time."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(400):
+        fam = "easy" if i % 2 else "hard"
+        right = rng.random() < 0.5
+        sharp = fam == "hard"
+        lp = list(rng.normal((-0.2 if right else -2.0) if sharp else -1.0, 0.3, size=4).clip(max=0))
+        row = answers.EvalRow(fam, f"{i:016x}", f"q{i}", "a", lp, float(right), "c", 1.0)
+        row.consistency = float(right) if not sharp else float(rng.integers(0, 5)) / 4
+        row.edge_seconds, row.sample_seconds, row.edge_samples = 0.5, 2.0, ["a"] * 4
+        rows.append(row)
+    report = ev.evaluate(rows, None, **FAST)  # no embedding: answer is still fitted, prompt/knn/combined are not
+    held = {r["signal"]: r for r in report["held_out"] if r["family"] == "all"}
+    assert set(held) == {"p10", "mean", "min", "consistency", "answer"}
+    assert held["answer"]["apgr"] > max(held["p10"]["apgr"], held["consistency"]["apgr"]) + 0.05
+    assert report["_fitted"].models["answer"].meta["features"] == "logprobs+consistency"
+    assert report["cost"]["extra_edge_s"]["answer"] == pytest.approx(2.0)
+    assert "answer" not in report["servable_signals"]  # a served request has no samples
+    without = ev.evaluate(_rows(), None, **FAST)  # no samples: log-probs only, free, and still not a policy source
+    assert without["_fitted"].models["answer"].meta["features"] == "logprobs"
+    assert without["cost"]["extra_edge_s"]["answer"] == 0.0 and "answer" not in without["servable_signals"]
+
+
 def test_costs_and_the_policy_skip_what_the_router_cannot_compute(tmp_path):
     report = ev.evaluate(_rows(consistency=True), small_embed, embed_name="hash", **FAST)
     cost = report["cost"]

@@ -13,6 +13,8 @@ routers held out (the command and what it writes: route/eval/command.py; the mar
      answer's (k generations);
    - prompt: the learned prompt scorer, MiniLM embedding + logistic regression, P(edge is not worse);
    - knn: the share of the k most similar calibration prompts where the edge was not worse (one embedding each);
+   - answer: one logistic regression over the answer's own signals only: the log-prob statistics and, when
+     present, consistency (four or five features, so a calibration half of ~100 items can fit it; no embedding);
    - combined: one logistic regression over the prompt embedding, the three log-prob statistics and, when
      present, consistency.
    Learned signals pick their L2 strength (or k) by 5-fold cross-validation on the calibration half.
@@ -39,7 +41,7 @@ from edgewise.route.eval.answers import FOLDS, EvalRow
 
 LOGPROB_SIGNALS = ("p10", "mean", "min")
 LEARNED_SIGNALS = ("prompt", "combined")  # logistic scorers a policy file can name (route/policies/confidence.py)
-SIGNALS = LOGPROB_SIGNALS + ("consistency", "prompt", "knn", "combined")
+SIGNALS = LOGPROB_SIGNALS + ("consistency", "answer", "prompt", "knn", "combined")
 L2_GRID = (1.0, 10.0, 100.0, 1000.0)
 K_GRID = (5, 10, 20, 40)
 RESAMPLES = 1000  # bootstrap resamples of the held-out items
@@ -96,7 +98,8 @@ class FittedSignals:
 def fit_signals(rows: list[EvalRow], embed_fn: EmbedFn | None, embed_name: str = "minilm",
                 calib: np.ndarray | None = None, emb: np.ndarray | None = None) -> FittedSignals:
     """Every signal's scores. `calib` marks the rows to fit on (default: the calibration half); `emb`, the
-    prompts' embeddings when the caller already has them (else embed_fn makes them; neither: no learned signals)."""
+    prompts' embeddings when the caller already has them (else embed_fn makes them; neither: no prompt, knn
+    or combined signal; `answer` needs no embedding)."""
     calib = np.array([r.calibration for r in rows]) if calib is None else calib
     scores = {m: np.array([sequence_confidence(r.edge_logprobs, m) for r in rows]) for m in LOGPROB_SIGNALS}
     cons = [r.consistency for r in rows]
@@ -104,21 +107,27 @@ def fit_signals(rows: list[EvalRow], embed_fn: EmbedFn | None, embed_name: str =
         scores["consistency"] = np.array(cons, dtype=float)
     models, l2s, knn_k = {}, {}, None
     y = _good(rows)
-    if (emb is not None or embed_fn is not None) and len(np.unique(y[calib])) == 2 and calib.sum() >= 10:
+    if len(np.unique(y[calib])) < 2 or calib.sum() < 10:
+        return FittedSignals({s: scores[s] for s in SIGNALS if s in scores}, models, l2s, knn_k)
+    extra = [np.stack([logprob_features(r.edge_logprobs) for r in rows])]
+    features = "logprobs"
+    if "consistency" in scores:
+        extra.append(scores["consistency"][:, None])
+        features += "+consistency"
+    learned = [("answer", np.hstack(extra), features, "none")]
+    if emb is not None or embed_fn is not None:
         emb = np.asarray(embed_fn([r.prompt for r in rows]) if emb is None else emb, dtype=float)
-        extra = [np.stack([logprob_features(r.edge_logprobs) for r in rows])]
-        features = "embed+logprobs"
-        if "consistency" in scores:
-            extra.append(scores["consistency"][:, None])
-            features += "+consistency"
-        for name, X in (("prompt", emb), ("combined", np.hstack([emb, *extra]))):
-            l2, oof = _cv_pick(X[calib], y[calib], L2_GRID, lambda a, b, g: LogisticScorer.fit(a, b, l2=g), _log_loss)
-            model = LogisticScorer.fit(X[calib], y[calib], l2=l2, meta={
-                "embed": embed_name, "label": "edge_quality >= cloud_quality",
-                "features": "embed" if name == "prompt" else features, "rows": int(calib.sum()), "l2": l2})
-            s = model.predict(X)
-            s[calib] = oof  # never score a calibration row with a model that saw it
-            scores[name], models[name], l2s[name] = s, model, l2
+        learned += [("prompt", emb, "embed", embed_name),
+                    ("combined", np.hstack([emb, *extra]), "embed+" + features, embed_name)]
+    for name, X, feats, emb_name in learned:
+        l2, oof = _cv_pick(X[calib], y[calib], L2_GRID, lambda a, b, g: LogisticScorer.fit(a, b, l2=g), _log_loss)
+        model = LogisticScorer.fit(X[calib], y[calib], l2=l2, meta={
+            "embed": emb_name, "label": "edge_quality >= cloud_quality", "features": feats,
+            "rows": int(calib.sum()), "l2": l2})
+        s = model.predict(X)
+        s[calib] = oof  # never score a calibration row with a model that saw it
+        scores[name], models[name], l2s[name] = s, model, l2
+    if emb is not None:
         knn_k, oof = _cv_pick(emb[calib], y[calib], K_GRID, KnnScorer, _brier)
         models["knn"] = KnnScorer(emb[calib], y[calib], knn_k)
         scores["knn"] = models["knn"].predict(emb)
@@ -272,6 +281,8 @@ def signal_costs(rows: list[EvalRow], embed_fn: EmbedFn | None, fitted: FittedSi
     uses_cons = comb is not None and "consistency" in comb.meta.get("features", "")
     extra["combined"] = (None if embed_s is None or (uses_cons and sample_s is None)
                          else embed_s + (sample_s if uses_cons else 0.0))
+    ans = fitted.models.get("answer")
+    extra["answer"] = sample_s if ans is not None and "consistency" in ans.meta["features"] else 0.0
     return {"edge_answer_s": _mean_known(r.edge_seconds for r in rows), "embed_s": embed_s,
             "samples_k": max((len(r.edge_samples) for r in rows), default=0),
             "extra_edge_s": {s: extra[s] for s in fitted.scores}}
