@@ -224,10 +224,16 @@ def minilm_embed_fn(model_dir: str | Path | None = None, batch_size: int = 32) -
 EMBEDDERS: dict[str, Callable[[], EmbedFn]] = {"hash": lambda: hash_embed, "minilm": minilm_embed_fn}
 
 
+def reads_consistency(model: LogisticScorer) -> bool:
+    """Whether a scorer's features include answer consistency: k sampled edge answers, which a served request does
+    not have (so no policy may use it) and which cost the samples' time in route eval."""
+    return "consistency" in str(model.meta.get("features", ""))
+
+
 def load_prompt_scorer(path: str | Path, embed_fn: EmbedFn | None = None) -> PromptScorer:
     """Load a scorer saved by `edgewise route train-scorer`; the embedding is the one it was trained on."""
     model = LogisticScorer.load(path)
-    if "consistency" in str(model.meta.get("features", "")):
+    if reads_consistency(model):
         raise EdgewiseError(f"scorer {path} reads answer consistency (k sampled edge answers), which the router does "
                             "not compute: use a prompt or combined scorer from a route eval run without consistency")
     if embed_fn is None:

@@ -35,7 +35,8 @@ import numpy as np
 
 from edgewise.errors import EdgewiseError
 from edgewise.evaluate.stats import BOOTSTRAP_SEED, CONFIDENCE
-from edgewise.route.confidence import EmbedFn, KnnScorer, LogisticScorer, logprob_features, sequence_confidence
+from edgewise.route.confidence import (EmbedFn, KnnScorer, LogisticScorer, logprob_features, reads_consistency,
+                                       sequence_confidence)
 from edgewise.route.eval import calibrate as cal
 from edgewise.route.eval.answers import FOLDS, EvalRow
 
@@ -139,7 +140,7 @@ def servable(fitted: FittedSignals) -> list[str]:
     """The signals a policy file can name today: log-probs, and the logistic scorers that need no samples."""
     ok = [s for s in LOGPROB_SIGNALS if s in fitted.scores]
     return ok + [s for s in LEARNED_SIGNALS
-                 if s in fitted.models and "consistency" not in fitted.models[s].meta.get("features", "")]
+                 if s in fitted.models and not reads_consistency(fitted.models[s])]
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -278,11 +279,11 @@ def signal_costs(rows: list[EvalRow], embed_fn: EmbedFn | None, fitted: FittedSi
     extra["consistency"] = sample_s
     extra["prompt"] = extra["knn"] = embed_s
     comb = fitted.models.get("combined")
-    uses_cons = comb is not None and "consistency" in comb.meta.get("features", "")
+    uses_cons = comb is not None and reads_consistency(comb)
     extra["combined"] = (None if embed_s is None or (uses_cons and sample_s is None)
                          else embed_s + (sample_s if uses_cons else 0.0))
     ans = fitted.models.get("answer")
-    extra["answer"] = sample_s if ans is not None and "consistency" in ans.meta["features"] else 0.0
+    extra["answer"] = sample_s if ans is not None and reads_consistency(ans) else 0.0
     return {"edge_answer_s": _mean_known(r.edge_seconds for r in rows), "embed_s": embed_s,
             "samples_k": max((len(r.edge_samples) for r in rows), default=0),
             "extra_edge_s": {s: extra[s] for s in fitted.scores}}
