@@ -27,7 +27,11 @@ KSR_TODAY = 46.906
 WEIGHTS = (0.1, 0.3, 0.3)  # the engine's default n-gram weights when KSR_TODAY was measured
 KSR_SLACK = 0.5  # points: a change that costs more than this is a regression, not noise (the run is deterministic)
 KN_TODAY = 7_724  # keys needed: pins the slice itself, so a changed text cannot pass for a changed keyboard
-P95_BUDGET_MS = 5.0
+# The keystroke budget in CI is a ratio to one single-token step of the same model, measured in the same run: this
+# machine's own speed moves 2x within an hour (CPU p95 per keystroke 3.0-4.0 ms on 2026-12-06, 5.3-5.9 ms quiet on
+# 2026-12-07, same code), so an absolute 5 ms here would test the machine. The absolute budget (p95 <= 5 ms) is a
+# benchmark figure (BENCHMARKS.md §5). Measured 2026-12-07: p95 per keystroke = 13.4-14.2 steps over 3 passes.
+STEPS_BUDGET = 20.0  # a change that adds ~40% to the keystroke's p95 fails
 PASSES = 3
 
 
@@ -61,9 +65,32 @@ def test_ksr_and_keystroke_latency_hold(shipped):
     # The budget is for the keyboard's own work, so it is checked on this thread's CPU time per keystroke, which
     # time spent preempted does not count: on a loaded 2-core CI machine wall-clock p95 measures the other jobs
     # (BENCHMARKS §5: wall p95 5.6-7.0 ms beside a training job, 3.0 ms quiet, CPU p95 3.0-3.8 ms in both).
-    # Contention still inflates CPU time a little (shared caches, SMT), so the best of up to PASSES passes counts.
-    p95s = [r.cpu_ms["p95"]]
-    while min(p95s) >= P95_BUDGET_MS and len(p95s) < PASSES:
-        p95s.append(evaluate(engine, text, suggestions=3, max_words=WORDS).cpu_ms["p95"])
-    assert min(p95s) < P95_BUDGET_MS, (f"CPU p95 per keystroke {p95s} ms over {len(p95s)} passes "
-                                       f"(wall p95 {r.latency_ms['p95']} ms in the first)")
+    # Contention still inflates CPU time a little (shared caches, SMT), so the best of up to PASSES passes counts,
+    # each against the faster of the steps measured just before and just after it.
+    ratios, p95s = [], []
+    while not ratios or (min(ratios) > STEPS_BUDGET and len(ratios) < PASSES):
+        before = _step_ms(engine, text)
+        p95 = (r if not p95s else evaluate(engine, text, suggestions=3, max_words=WORDS)).cpu_ms["p95"]
+        step = min(before, _step_ms(engine, text))
+        p95s.append(p95)
+        ratios.append(round(p95 / step, 2))
+    assert min(ratios) <= STEPS_BUDGET, (f"CPU p95 per keystroke {p95s} ms = {ratios} single-token steps of the "
+                                         f"model over {len(ratios)} passes (budget {STEPS_BUDGET}; wall p95 "
+                                         f"{r.latency_ms['p95']} ms in the first)")
+
+
+def _step_ms(engine, text: str, n: int = 600) -> float:
+    """Median CPU time of one token appended after 48 tokens of context: the unit a keystroke's search is made of
+    (each word expansion is one such forward pass), on the same model, thread and cache size as the keystrokes."""
+    import time
+
+    dec = engine.model.decoder
+    ids = engine.tok.encode(text[:400])[:48]
+    dec.sync(ids, engine._room, logits=False)  # the engine's own cache size, so no re-allocation
+    times = []
+    for i in range(n):
+        t0 = time.thread_time()
+        dec.append([ids[i % len(ids)]])
+        times.append(time.thread_time() - t0)
+        dec.rewind(len(ids))
+    return 1000 * sorted(times)[n // 2]
